@@ -1,0 +1,118 @@
+//! The HTTP API served on the socket: routes, and what every answer has in common.
+
+mod error;
+mod events;
+mod executions;
+mod jobs;
+mod params;
+mod ui;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use servitor_shared::api;
+
+pub use self::error::ApiError;
+use self::params::Params;
+use crate::app::App;
+use crate::catalog::{JobFile, NotAJob};
+use crate::ids;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route(api::JOBS_GET_LIST, get(jobs::list).fallback(only_get))
+        .route(api::JOBS_GET, get(jobs::get).fallback(only_get))
+        .route(api::JOBS_RUN, post(jobs::run).fallback(only_post))
+        .route(
+            api::EXECUTIONS_GET_LIST,
+            get(executions::list).fallback(only_get),
+        )
+        .route(api::EXECUTIONS_GET, get(executions::get).fallback(only_get))
+        .route(
+            api::EXECUTIONS_CANCEL,
+            post(executions::cancel).fallback(only_post),
+        )
+        .route(
+            api::EXECUTIONS_LOGS_GET,
+            get(executions::logs).fallback(only_get),
+        )
+        .route(api::EVENTS, get(events::stream).fallback(only_get))
+        .fallback(ui::serve)
+        .with_state(app)
+}
+
+async fn only_get() -> ApiError {
+    ApiError::MethodNotAllowed("GET, HEAD")
+}
+
+async fn only_post() -> ApiError {
+    ApiError::MethodNotAllowed("POST")
+}
+
+/// A JSON answer, `Content-Type: application/json; charset=utf-8`.
+pub fn json<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::Internal(format!("cannot serialize an answer: {e}")).into_response(),
+    }
+}
+
+/// A streamed text answer (chunked), shown by browsers as it arrives.
+fn text_stream(body: Body) -> Response {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+impl<S: Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Params::parse(parts.uri.query())
+    }
+}
+
+/// The job named by `job_id`, which must be a discovered job.
+fn find_job(app: &App, params: &Params) -> Result<JobFile, ApiError> {
+    let id = params.require(api::PARAM_JOB_ID)?;
+    app.catalog.find(id).map_err(|e| match e {
+        NotAJob::Malformed(why) => ApiError::NotFound(format!("unknown job {id:?}: {why}")),
+        NotAJob::Unknown => ApiError::NotFound(format!("unknown job {id:?}")),
+    })
+}
+
+/// The job and execution named by `job_id` and `execution_id`; the execution exists.
+async fn find_execution(app: &App, params: &Params) -> Result<(JobFile, u64), ApiError> {
+    params.require(api::PARAM_JOB_ID)?;
+    let id = ids::parse_execution_id(params.require(api::PARAM_EXECUTION_ID)?)
+        .map_err(ApiError::BadRequest)?;
+    let job = find_job(app, params)?;
+    app.store.preload(&job.id).await;
+    if app.store.status(&job.id, id).is_none() {
+        return Err(ApiError::NotFound(format!(
+            "unknown execution {id} of job {:?}",
+            job.id
+        )));
+    }
+    Ok((job, id))
+}

@@ -1,0 +1,129 @@
+//! servitord: runs the jobs of a working directory and serves its HTTP API on a UNIX
+//! socket. `run` is the whole daemon; `main.rs` only reads arguments and signals.
+
+mod api;
+mod app;
+mod catalog;
+mod events;
+mod ids;
+mod log_follow;
+mod process_group;
+mod queue;
+mod recovery;
+mod runner;
+mod socket;
+mod state_files;
+mod store;
+mod timestamp;
+mod workdir;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::app::App;
+use crate::workdir::Workdir;
+
+/// How long shutdown waits for open API connections to close before leaving them.
+const CONNECTIONS_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub workdir: PathBuf,
+    /// How many runs may go at once.
+    pub workers: usize,
+    /// How long a cancelled run may take to stop before it is killed.
+    pub stop_grace: Duration,
+    /// Folder of the web UI's static files; no UI when `None`.
+    pub ui_root: Option<PathBuf>,
+}
+
+impl Config {
+    /// The old tool's pool size: `max(cpus, 2)`.
+    pub fn default_workers() -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+    }
+}
+
+/// Runs the daemon until the first stop request (SIGINT/SIGTERM in `main`): then the
+/// socket closes at once, queued runs stay queued on disk for the next start, running
+/// jobs finish, and `run` returns. Each further stop request logs what is still running.
+pub async fn run(
+    config: Config,
+    mut stop_requests: mpsc::UnboundedReceiver<()>,
+) -> anyhow::Result<()> {
+    let workdir = Workdir::new(&config.workdir)?;
+    let _lock = workdir.lock()?;
+    let socket_path = workdir.socket_path();
+    let listener = crate::socket::bind(&socket_path)?;
+    let app = Arc::new(App::new(workdir, &config).context("cannot start watching log files")?);
+
+    tracing::info!(
+        workdir = %app.workdir.root().display(),
+        socket = %socket_path.display(),
+        jobs = app.catalog.list().len(),
+        workers = config.workers,
+        ui = ?config.ui_root,
+        "servitord ready"
+    );
+
+    // Runs left queued by a previous daemon go first, so workers start after recovery;
+    // the API answers meanwhile.
+    let started = tokio::spawn({
+        let app = Arc::clone(&app);
+        let workers = config.workers;
+        async move {
+            let adopted = recovery::recover(Arc::clone(&app)).await;
+            let workers = app.runner.spawn_workers(workers, app.shutdown.clone());
+            (adopted, workers)
+        }
+    });
+
+    let server = axum::serve(listener, api::router(Arc::clone(&app)))
+        .with_graceful_shutdown(app.shutdown.clone().cancelled_owned())
+        .into_future();
+    let mut server = tokio::spawn(server);
+
+    tokio::select! {
+        _ = stop_requests.recv() => {}
+        ended = &mut server => {
+            let _ = std::fs::remove_file(&socket_path);
+            return ended.context("the API server stopped")?.context("the API server failed");
+        }
+    }
+    tracing::info!(
+        running = app.queue.active(),
+        queued = app.queue.waiting(),
+        "stopping: the API is closed, running jobs may finish, queued runs stay queued for the next start"
+    );
+    app.shutdown.cancel();
+    if let Err(e) = std::fs::remove_file(&socket_path) {
+        tracing::warn!("cannot remove {}: {e}", socket_path.display());
+    }
+    if tokio::time::timeout(CONNECTIONS_GRACE, server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("leaving API connections that did not close");
+    }
+
+    let (mut adopted, mut workers) = started.await.context("restart recovery failed")?;
+    let mut all = JoinSet::new();
+    all.spawn(async move { while adopted.join_next().await.is_some() {} });
+    all.spawn(async move { while workers.join_next().await.is_some() {} });
+    loop {
+        tokio::select! {
+            done = all.join_next() => if done.is_none() { break },
+            Some(()) = stop_requests.recv() => tracing::info!(
+                running = app.queue.active(),
+                "still waiting for running jobs to finish before exiting"
+            ),
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! Log streaming: a run's log from byte 0, then its new bytes as they land, until the
+//! run has ended and every byte was sent.
+//!
+//! Jobs write their log files themselves, so the daemon learns of new bytes from
+//! inotify (one watch per followed file, shared by its followers) instead of polling.
+//! The file stays the source of truth: a slow follower reads at its own pace and
+//! holds nobody up.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use inotify::{Inotify, WatchDescriptor, WatchMask, Watches};
+use servitor_shared::{Event, ExecutionStatus};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{EventBus, Published};
+use crate::store::Store;
+
+/// Bytes read from the log at a time.
+const CHUNK: usize = 128 * 1024;
+/// Chunks a follower may have in flight: bounds its memory when the client is slow.
+const IN_FLIGHT: usize = 2;
+
+/// Tells followers when a log file was written to.
+#[derive(Clone)]
+pub struct LogWatcher {
+    shared: Arc<Mutex<Shared>>,
+}
+
+struct Shared {
+    watches: Watches,
+    files: HashMap<WatchDescriptor, Watched>,
+}
+
+struct Watched {
+    writes: watch::Sender<u64>,
+    followers: usize,
+}
+
+/// One follower's view of writes to one file; unwatches the file when the last goes.
+pub struct LogChanges {
+    writes: watch::Receiver<u64>,
+    descriptor: WatchDescriptor,
+    watcher: LogWatcher,
+}
+
+impl LogWatcher {
+    /// Starts the task that turns inotify events into wake-ups.
+    pub fn start() -> io::Result<Self> {
+        let inotify = Inotify::init()?;
+        let watcher = Self {
+            shared: Arc::new(Mutex::new(Shared {
+                watches: inotify.watches(),
+                files: HashMap::new(),
+            })),
+        };
+        let mut events = inotify.into_event_stream([0u8; 4096])?;
+        let shared = Arc::clone(&watcher.shared);
+        tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(event) => {
+                        if let Some(file) = lock(&shared).files.get(&event.wd) {
+                            file.writes.send_modify(|count| *count += 1);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!("inotify failed, log followers will stall: {e}");
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(watcher)
+    }
+
+    pub fn watch(&self, path: &Path) -> io::Result<LogChanges> {
+        let mut shared = lock(&self.shared);
+        let descriptor = shared.watches.add(path, WatchMask::MODIFY)?;
+        let file = shared
+            .files
+            .entry(descriptor.clone())
+            .or_insert_with(|| Watched {
+                writes: watch::channel(0).0,
+                followers: 0,
+            });
+        file.followers += 1;
+        Ok(LogChanges {
+            writes: file.writes.subscribe(),
+            descriptor,
+            watcher: self.clone(),
+        })
+    }
+}
+
+impl LogChanges {
+    /// Forgets writes seen so far: `changed` then waits for the next one.
+    fn mark_seen(&mut self) {
+        self.writes.borrow_and_update();
+    }
+
+    async fn changed(&mut self) {
+        if self.writes.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for LogChanges {
+    fn drop(&mut self) {
+        let mut shared = lock(&self.watcher.shared);
+        let Some(file) = shared.files.get_mut(&self.descriptor) else {
+            return;
+        };
+        file.followers -= 1;
+        if file.followers == 0 {
+            shared.files.remove(&self.descriptor);
+            // Fails harmlessly when the file is gone (the kernel dropped the watch).
+            let _ = shared.watches.remove(self.descriptor.clone());
+        }
+    }
+}
+
+/// What a follower needs from the daemon.
+pub struct Follow {
+    pub store: Arc<Store>,
+    pub bus: EventBus,
+    pub watcher: LogWatcher,
+    pub shutdown: CancellationToken,
+}
+
+impl Follow {
+    /// Streams the log of `job`'s execution `id`, which must exist. A queued run is
+    /// waited for; a running one is followed until it ends.
+    pub fn stream(self, job: String, id: u64) -> mpsc::Receiver<io::Result<Bytes>> {
+        let (sender, receiver) = mpsc::channel(IN_FLIGHT);
+        tokio::spawn(async move {
+            let ended = tokio::select! {
+                ended = self.pump(&job, id, &sender) => ended,
+                () = sender.closed() => Ok(()),
+            };
+            if let Err(e) = ended {
+                tracing::warn!(job, execution = id, "log stream failed: {e}");
+                let _ = sender.send(Err(e)).await;
+            }
+        });
+        receiver
+    }
+
+    async fn pump(
+        &self,
+        job: &str,
+        id: u64,
+        sender: &mpsc::Sender<io::Result<Bytes>>,
+    ) -> io::Result<()> {
+        // Subscribe before looking at the status, so no change is missed in between.
+        let mut events = self.bus.subscribe();
+        let mut status = self
+            .store
+            .status(job, id)
+            .unwrap_or(ExecutionStatus::Unknown);
+        while status == ExecutionStatus::Created {
+            tokio::select! {
+                next = self.next_status(&mut events, job, id) => status = next,
+                () = self.shutdown.cancelled() => return Ok(()),
+            }
+        }
+        let path = self.store.log_path(job, id);
+        let mut changes = match status {
+            ExecutionStatus::Running => Some(self.watcher.watch(&path)?),
+            _ => None,
+        };
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            // A run that could not start may have no log at all.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && changes.is_none() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        loop {
+            if let Some(changes) = &mut changes {
+                changes.mark_seen();
+            }
+            if !send_rest(&mut file, sender).await? || status != ExecutionStatus::Running {
+                // Gone, or ended (the last read has been made).
+                return Ok(());
+            }
+            let changes = changes.as_mut().expect("a running log is watched");
+            tokio::select! {
+                () = changes.changed() => {}
+                next = self.next_status(&mut events, job, id) => status = next,
+                () = self.shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    /// The execution's next status change. A lagging subscriber asks the store instead.
+    async fn next_status(
+        &self,
+        events: &mut broadcast::Receiver<Arc<Published>>,
+        job: &str,
+        id: u64,
+    ) -> ExecutionStatus {
+        loop {
+            match events.recv().await {
+                Ok(published) => {
+                    if let Event::JobExecutionStatusChanged {
+                        job_id,
+                        execution_id,
+                        status,
+                    } = &published.event
+                        && job_id == job
+                        && *execution_id == id.to_string()
+                    {
+                        return *status;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let status = self
+                        .store
+                        .status(job, id)
+                        .unwrap_or(ExecutionStatus::Unknown);
+                    if status != ExecutionStatus::Created {
+                        return status;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return ExecutionStatus::Unknown,
+            }
+        }
+    }
+}
+
+/// Sends `file` from where it is to its current end; false when the receiver is gone.
+async fn send_rest(
+    file: &mut tokio::fs::File,
+    sender: &mpsc::Sender<io::Result<Bytes>>,
+) -> io::Result<bool> {
+    loop {
+        let mut chunk = BytesMut::with_capacity(CHUNK);
+        if file.read_buf(&mut chunk).await? == 0 {
+            return Ok(true);
+        }
+        if sender.send(Ok(chunk.freeze())).await.is_err() {
+            return Ok(false);
+        }
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,79 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use servitord::Config;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tracing_subscriber::EnvFilter;
+
+/// Runs the jobs under <workdir>/config/jobs and serves the API on
+/// <workdir>/sockets/servitor.sock.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// The working directory.
+    #[arg(long, env = "SERVITOR_WORKDIR", default_value = ".")]
+    workdir: PathBuf,
+    /// How many runs may go at once [default: max(cpus, 2)].
+    #[arg(long, env = "SERVITOR_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
+    /// How long a cancelled run may take to stop (after SIGINT) before its process group is killed.
+    #[arg(long, env = "SERVITOR_STOP_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    stop_grace: Duration,
+    /// Folder of the web UI's static files, served at `/`; no UI when unset.
+    #[arg(long, env = "SERVITOR_UI_ROOT")]
+    ui_root: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let config = Config {
+        workdir: args.workdir,
+        workers: args
+            .workers
+            .map_or_else(Config::default_workers, usize::from),
+        stop_grace: args.stop_grace,
+        ui_root: args.ui_root.filter(|path| !path.as_os_str().is_empty()),
+    };
+    let (stop, stop_requests) = mpsc::unbounded_channel();
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut interrupt), Ok(mut terminate)) => {
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                    if stop.send(()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        _ => {
+            eprintln!("error: cannot listen for SIGINT and SIGTERM");
+            return ExitCode::FAILURE;
+        }
+    }
+    match servitord::run(config, stop_requests).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

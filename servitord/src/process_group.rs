@@ -1,0 +1,105 @@
+//! Signals to a run's process group (the job and every child it started).
+
+use std::future::Future;
+
+pub use rustix::process::Signal;
+use rustix::process::{Pid, kill_process_group, test_kill_process_group};
+use tokio::time::{Duration, Instant};
+
+/// How often `wait_until_empty` looks again. Only a cancelled run whose children
+/// outlive it is watched this way, and only for the grace period.
+const RECHECK: Duration = Duration::from_millis(20);
+
+const NAMES: [(i32, &str); 15] = [
+    (1, "SIGHUP"),
+    (2, "SIGINT"),
+    (3, "SIGQUIT"),
+    (4, "SIGILL"),
+    (5, "SIGTRAP"),
+    (6, "SIGABRT"),
+    (7, "SIGBUS"),
+    (8, "SIGFPE"),
+    (9, "SIGKILL"),
+    (10, "SIGUSR1"),
+    (11, "SIGSEGV"),
+    (12, "SIGUSR2"),
+    (13, "SIGPIPE"),
+    (14, "SIGALRM"),
+    (15, "SIGTERM"),
+];
+
+/// `"signal 9 (SIGKILL)"`.
+pub fn describe(signal: i32) -> String {
+    match NAMES.iter().find(|(number, _)| *number == signal) {
+        Some((_, name)) => format!("signal {signal} ({name})"),
+        None => format!("signal {signal}"),
+    }
+}
+
+/// Sends `signal` to every process in the group; a group already gone is not an error.
+pub fn signal(group: u32, signal: Signal) {
+    if let Some(pid) = pid(group) {
+        let _ = kill_process_group(pid, signal);
+    }
+}
+
+pub fn is_empty(group: u32) -> bool {
+    pid(group).is_none_or(|pid| test_kill_process_group(pid).is_err())
+}
+
+/// Waits until no process is left in the group, or `deadline`; true when empty.
+async fn wait_until_empty(group: u32, deadline: Instant) -> bool {
+    loop {
+        if is_empty(group) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep_until((Instant::now() + RECHECK).min(deadline)).await;
+    }
+}
+
+/// Cancels a run: asks its process groups to stop (SIGINT), and kills them (SIGKILL)
+/// once `grace` is over. Processes that outlive the run's own (children that ignored
+/// SIGINT) get the rest of the grace period, then are killed too. `exited` resolves
+/// when the run's own process has ended; returns its output and how the run stopped.
+pub async fn stop<F: Future>(groups: &[u32], grace: Duration, exited: F) -> (F::Output, String) {
+    for group in groups {
+        signal(*group, Signal::INT);
+    }
+    let deadline = Instant::now() + grace;
+    let mut exited = std::pin::pin!(exited);
+    let stopped = match tokio::time::timeout_at(deadline, &mut exited).await {
+        Ok(output) => (output, "cancelled: stopped by SIGINT".to_owned()),
+        Err(_) => {
+            for group in groups {
+                signal(*group, Signal::KILL);
+            }
+            let how = format!(
+                "cancelled: killed by SIGKILL after {}",
+                humantime::format_duration(grace)
+            );
+            (exited.await, how)
+        }
+    };
+    for group in groups {
+        if !wait_until_empty(*group, deadline).await {
+            signal(*group, Signal::KILL);
+        }
+    }
+    stopped
+}
+
+fn pid(group: u32) -> Option<Pid> {
+    Pid::from_raw(i32::try_from(group).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names() {
+        assert_eq!(super::describe(9), "signal 9 (SIGKILL)");
+        assert_eq!(super::describe(64), "signal 64");
+    }
+}

@@ -1,0 +1,202 @@
+//! Restart recovery: what a previous daemon left unfinished.
+//!
+//! - Runs left `created` are queued again, oldest first, ahead of anything new.
+//! - Runs left `running` whose processes are still alive are re-adopted: found by the
+//!   `SERVITOR_*` variables in their environment, watched through pidfds until they
+//!   end, cancellable as usual. Their exit code cannot be observed (they are not our
+//!   children), so they end as `failure` with a message saying so.
+//! - Runs left `running` whose processes are gone end as `failure` with a message.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustix::event::{PollFd, PollFlags, poll};
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags, getpgid, pidfd_open};
+use servitor_shared::{ExecutionStatus, RunResult};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::process_group;
+use crate::queue::{RunKey, Ticket};
+use crate::store::Unfinished;
+
+/// Re-queues and re-adopts; returns the tasks watching adopted runs.
+pub async fn recover(app: Arc<App>) -> JoinSet<()> {
+    let mut adopted = JoinSet::new();
+    let scan = Arc::clone(&app);
+    let found = tokio::task::spawn_blocking(move || {
+        let unfinished: Vec<(String, Unfinished)> = scan
+            .catalog
+            .list()
+            .into_iter()
+            .flat_map(|job| {
+                let runs = scan.store.unfinished(&job.id);
+                runs.into_iter().map(move |run| (job.id.clone(), run))
+            })
+            .collect();
+        let alive = if unfinished
+            .iter()
+            .any(|(_, run)| run.status == ExecutionStatus::Running)
+        {
+            find_run_processes(scan.workdir.root())
+        } else {
+            HashMap::new()
+        };
+        (unfinished, alive)
+    })
+    .await;
+    let Ok((unfinished, mut alive)) = found else {
+        tracing::error!("restart recovery failed");
+        return adopted;
+    };
+
+    let mut queued = Vec::new();
+    for (job, run) in unfinished {
+        let id = run.execution_id;
+        if run.status == ExecutionStatus::Created {
+            queued.push((run.created_at, job, id));
+            continue;
+        }
+        match alive.remove(&(job.clone(), id)) {
+            Some(pids) => {
+                tracing::info!(
+                    job,
+                    execution = id,
+                    ?pids,
+                    "re-adopting a run left running by the previous servitord"
+                );
+                let token = app.queue.track((job.clone(), id));
+                adopted.spawn(watch_adopted(Arc::clone(&app), (job, id), pids, token));
+            }
+            None => {
+                tracing::warn!(
+                    job,
+                    execution = id,
+                    "a run left running by the previous servitord is gone"
+                );
+                let result = RunResult {
+                    exit_code: -1,
+                    message: "servitord restarted while this run was running and its process is gone: its outcome is unknown".into(),
+                };
+                if let Err(e) = app.store.finish(&job, id, ExecutionStatus::Failure, result) {
+                    tracing::error!(job, execution = id, "cannot save the end of the run: {e}");
+                }
+            }
+        }
+    }
+    queued.sort();
+    if !queued.is_empty() {
+        tracing::info!(
+            runs = queued.len(),
+            "queuing again the runs left queued by the previous servitord"
+        );
+    }
+    app.queue.push_front(
+        queued
+            .into_iter()
+            .map(|(_, job, id)| Ticket::new(&job, id))
+            .collect(),
+    );
+    adopted
+}
+
+/// Waits until every process of an adopted run has exited, stopping them on cancel.
+async fn watch_adopted(app: Arc<App>, key: RunKey, pids: Vec<i32>, cancel: CancellationToken) {
+    let (job, id) = (&key.0, key.1);
+    let mut pidfds = Vec::new();
+    let mut groups = Vec::new();
+    for pid in pids.iter().filter_map(|pid| Pid::from_raw(*pid)) {
+        // A process that exited since the scan has no pidfd to open, which is fine.
+        let Ok(fd) = pidfd_open(pid, PidfdFlags::empty()) else {
+            continue;
+        };
+        if let Ok(group) = getpgid(Some(pid)) {
+            groups.push(group.as_raw_nonzero().get().unsigned_abs());
+        }
+        pidfds.push(fd);
+    }
+    groups.sort_unstable();
+    groups.dedup();
+    let pidfds = Arc::new(pidfds);
+    let (status, message) = tokio::select! {
+        () = all_exited(Arc::clone(&pidfds)) => (
+            ExecutionStatus::Failure,
+            "servitord restarted while this run was running; it was watched until it ended, but its exit code could not be observed".to_owned(),
+        ),
+        () = cancel.cancelled() => {
+            let ((), how) = process_group::stop(&groups, app.runner.stop_grace(), all_exited(pidfds)).await;
+            (ExecutionStatus::Cancelled, how)
+        }
+    };
+    tracing::info!(job, execution = id, status = %status, "adopted run finished");
+    let result = RunResult {
+        exit_code: -1,
+        message,
+    };
+    if let Err(e) = app.store.finish(job, id, status, result) {
+        tracing::error!(job, execution = id, "cannot save the end of the run: {e}");
+    }
+    app.queue.done(&key);
+}
+
+/// Resolves once every process has exited (a pidfd becomes readable then). Adopted
+/// runs are rare, so a blocking thread per wait is simpler than registering pidfds
+/// with the async reactor.
+async fn all_exited(pidfds: Arc<Vec<OwnedFd>>) {
+    let _ = tokio::task::spawn_blocking(move || {
+        for fd in pidfds.iter() {
+            let mut watched = [PollFd::new(fd, PollFlags::IN)];
+            while poll(&mut watched, None) == Err(Errno::INTR) {}
+        }
+    })
+    .await;
+}
+
+/// Processes started for runs of this working directory, found by the variables every
+/// run gets (children inherit them too).
+fn find_run_processes(root: &Path) -> HashMap<RunKey, Vec<i32>> {
+    let mut found: HashMap<RunKey, Vec<i32>> = HashMap::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return found;
+    };
+    let root = root.to_string_lossy();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let mut vars = HashMap::new();
+        for pair in environ.split(|b| *b == 0) {
+            let pair = String::from_utf8_lossy(pair);
+            if let Some((name, value)) = pair.split_once('=')
+                && matches!(
+                    name,
+                    "SERVITOR_ROOT" | "SERVITOR_JOB" | "SERVITOR_JOB_EXECUTION"
+                )
+            {
+                vars.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        if vars.get("SERVITOR_ROOT").map(String::as_str) != Some(&*root) {
+            continue;
+        }
+        if let (Some(job), Some(Ok(id))) = (
+            vars.remove("SERVITOR_JOB"),
+            vars.get("SERVITOR_JOB_EXECUTION").map(|n| n.parse::<u64>()),
+        ) {
+            found.entry((job, id)).or_default().push(pid);
+        }
+    }
+    found
+}

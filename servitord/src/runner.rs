@@ -1,0 +1,266 @@
+//! The worker pool: takes runs off the queue and executes them, one task owning each
+//! child process from spawn to result.
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use servitor_shared::{ExecutionStatus, InputValues, RunResult};
+use tokio::process::{Child, Command};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::process_group;
+use crate::queue::{RunQueue, Ticket};
+use crate::store::Store;
+
+pub struct Runner {
+    store: Arc<Store>,
+    queue: Arc<RunQueue>,
+    /// `<wd>`, given to jobs as `SERVITOR_ROOT`.
+    root: PathBuf,
+    jobs_dir: PathBuf,
+    /// How long a cancelled run may take to stop before its process group is killed.
+    stop_grace: Duration,
+}
+
+/// How a started process ended.
+struct Ending {
+    status: io::Result<ExitStatus>,
+    /// The run was cancelled, and how it was stopped.
+    cancelled: Option<String>,
+}
+
+impl Runner {
+    pub fn new(
+        store: Arc<Store>,
+        queue: Arc<RunQueue>,
+        root: PathBuf,
+        jobs_dir: PathBuf,
+        stop_grace: Duration,
+    ) -> Self {
+        Self {
+            store,
+            queue,
+            root,
+            jobs_dir,
+            stop_grace,
+        }
+    }
+
+    pub fn stop_grace(&self) -> Duration {
+        self.stop_grace
+    }
+
+    /// Starts `count` workers. They stop taking runs once `shutdown` is cancelled and
+    /// end when their current run has ended.
+    pub fn spawn_workers(
+        self: &Arc<Self>,
+        count: usize,
+        shutdown: CancellationToken,
+    ) -> JoinSet<()> {
+        let mut workers = JoinSet::new();
+        for _ in 0..count {
+            let runner = Arc::clone(self);
+            let shutdown = shutdown.clone();
+            workers.spawn(async move {
+                loop {
+                    let ticket = tokio::select! {
+                        biased;
+                        () = shutdown.cancelled() => break,
+                        ticket = runner.queue.pop() => ticket,
+                    };
+                    let key = ticket.key.clone();
+                    // Its own task, so that even a bug in one run cannot take the worker down.
+                    let run = tokio::spawn({
+                        let runner = Arc::clone(&runner);
+                        async move { runner.execute(ticket).await }
+                    });
+                    if let Err(e) = run.await {
+                        tracing::error!(job = %key.0, execution = key.1, "run task failed: {e}");
+                    }
+                    runner.queue.done(&key);
+                }
+            });
+        }
+        workers
+    }
+
+    /// Ends a run that never started because it was cancelled while queued.
+    pub fn end_unstarted(&self, job: &str, id: u64) {
+        let result = RunResult {
+            exit_code: -1,
+            message: "cancelled before it started".into(),
+        };
+        self.finish(job, id, ExecutionStatus::Cancelled, result);
+    }
+
+    async fn execute(&self, ticket: Ticket) {
+        let (job, id) = (&ticket.key.0, ticket.key.1);
+        if ticket.cancel.is_cancelled() {
+            return self.end_unstarted(job, id);
+        }
+        let inputs = self
+            .store
+            .get(job, id)
+            .map(|e| e.input_values)
+            .unwrap_or_default();
+        let started = Instant::now();
+        let child = match self.spawn(job, id, &inputs) {
+            Ok(child) => child,
+            Err(e) => {
+                tracing::warn!(job, execution = id, "could not start: {e}");
+                let result = RunResult {
+                    exit_code: -1,
+                    message: os_message(&e),
+                };
+                return self.finish(job, id, ExecutionStatus::Failure, result);
+            }
+        };
+        tracing::info!(job, execution = id, pid = child.id(), "run started");
+        if let Err(e) = self.store.record_status(job, id, ExecutionStatus::Running) {
+            tracing::error!(job, execution = id, "cannot save the running status: {e}");
+        }
+
+        let ending = self.supervise(child, &ticket.cancel).await;
+        let (status, result) = match (ending.status, ending.cancelled) {
+            (Err(e), _) => (
+                ExecutionStatus::Failure,
+                RunResult {
+                    exit_code: -1,
+                    message: format!("lost track of the process: {}", os_message(&e)),
+                },
+            ),
+            (Ok(exit), Some(how)) => (
+                ExecutionStatus::Cancelled,
+                RunResult {
+                    exit_code: exit_code(exit),
+                    message: how,
+                },
+            ),
+            (Ok(exit), None) => {
+                let status = if exit.success() {
+                    ExecutionStatus::Success
+                } else {
+                    ExecutionStatus::Failure
+                };
+                let message = match exit.signal() {
+                    Some(signal) => format!("killed by {}", process_group::describe(signal)),
+                    None => String::new(),
+                };
+                (
+                    status,
+                    RunResult {
+                        exit_code: exit_code(exit),
+                        message,
+                    },
+                )
+            }
+        };
+        tracing::info!(
+            job,
+            execution = id,
+            status = %status,
+            exit_code = result.exit_code,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "run finished"
+        );
+        self.finish(job, id, status, result);
+    }
+
+    fn finish(&self, job: &str, id: u64, status: ExecutionStatus, result: RunResult) {
+        if let Err(e) = self.store.finish(job, id, status, result) {
+            tracing::error!(job, execution = id, "cannot save the end of the run: {e}");
+        }
+    }
+
+    /// Starts the job file directly, in its own folder and process group, with its
+    /// output going straight to the log file (a daemon crash cannot lose any of it).
+    fn spawn(&self, job: &str, id: u64, inputs: &InputValues) -> io::Result<Child> {
+        let log_path = self.store.log_path(job, id);
+        let log = open_log(&log_path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot open the log {}: {}",
+                    log_path.display(),
+                    os_message(&e)
+                ),
+            )
+        })?;
+        let path = self.jobs_dir.join(job);
+        let folder = path.parent().expect("a job lies inside config/jobs");
+        let mut command = Command::new(&path);
+        command
+            .current_dir(folder)
+            .stdin(Stdio::null())
+            .stderr(log.try_clone()?)
+            .stdout(log)
+            .process_group(0)
+            .envs(inputs)
+            // Set last: inputs never override these.
+            .env("SERVITOR_ROOT", &self.root)
+            .env("SERVITOR_JOB", job)
+            .env("SERVITOR_JOB_EXECUTION", id.to_string());
+        command.spawn()
+    }
+
+    /// Waits for the process, or stops its whole group when the run is cancelled.
+    async fn supervise(&self, mut child: Child, cancel: &CancellationToken) -> Ending {
+        let group = child.id().expect("a child not yet waited for has a pid");
+        tokio::select! {
+            status = child.wait() => return Ending { status, cancelled: None },
+            () = cancel.cancelled() => {}
+        }
+        let (status, how) = process_group::stop(&[group], self.stop_grace, child.wait()).await;
+        Ending {
+            status,
+            cancelled: Some(how),
+        }
+    }
+}
+
+fn open_log(path: &std::path::Path) -> io::Result<std::fs::File> {
+    std::fs::create_dir_all(path.parent().expect("a log lies in logs/"))?;
+    // Append: a run re-queued after a crash keeps what its first attempt wrote.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+}
+
+/// The exit code, or `-N` for a process killed by signal N.
+fn exit_code(status: ExitStatus) -> i64 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code.into(),
+        (None, Some(signal)) => -i64::from(signal),
+        (None, None) => -1,
+    }
+}
+
+/// The OS's words for an error ("No such file or directory"), without Rust's
+/// " (os error 2)" suffix, as the old tool recorded them.
+fn os_message(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_and_codes() {
+        let missing = io::Error::from_raw_os_error(2);
+        assert_eq!(os_message(&missing), "No such file or directory");
+        assert_eq!(exit_code(ExitStatus::from_raw(42 << 8)), 42);
+        assert_eq!(exit_code(ExitStatus::from_raw(9)), -9);
+        assert_eq!(exit_code(ExitStatus::from_raw(0)), 0);
+    }
+}

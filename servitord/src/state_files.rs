@@ -1,0 +1,215 @@
+//! The formats of the files under `state/jobs/<job>/executions/`, as the old tool
+//! wrote them. Parsers never fail on damage: they keep what is readable and say
+//! what was not, so one bad file cannot break a listing.
+
+use servitor_shared::{ExecutionStatus, InputValues, RunResult, StatusChange};
+
+pub const LAST_EXECUTION: &str = "last_execution.txt";
+pub const INPUT: &str = "input.json";
+pub const STATUS_HISTORY: &str = "status_history.tsv";
+pub const RESULT: &str = "result.tsv";
+pub const LOGS_DIR: &str = "logs";
+pub const LOG: &str = "main.txt";
+
+/// `last_execution.txt`: decimal text, surrounding whitespace tolerated.
+pub fn parse_last_execution(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
+pub fn format_last_execution(id: u64) -> String {
+    id.to_string()
+}
+
+/// One `status_history.tsv` line, newline included.
+pub fn format_status_line(timestamp: &str, status: ExecutionStatus) -> String {
+    format!("{timestamp}\t{status}\n")
+}
+
+/// What could be read of a `status_history.tsv`.
+#[derive(Debug, Default, PartialEq)]
+pub struct History {
+    pub changes: Vec<StatusChange>,
+    /// Lines that could not be read, described for the `error` field and the log.
+    pub problems: Vec<String>,
+    /// The file does not end with a newline (a write was cut short, or it is empty):
+    /// the next append must start a new line.
+    pub needs_newline: bool,
+}
+
+pub fn parse_status_history(text: &str) -> History {
+    let mut history = History {
+        needs_newline: !text.is_empty() && !text.ends_with('\n'),
+        ..History::default()
+    };
+    let mut lines = text.split('\n').peekable();
+    let mut number = 0;
+    while let Some(line) = lines.next() {
+        number += 1;
+        let last = lines.peek().is_none();
+        if last && line.is_empty() {
+            break;
+        }
+        match parse_status_line(line) {
+            Some(change) => history.changes.push(change),
+            // A cut-off last line is what a crash mid-append leaves: drop it quietly
+            // unless it is readable.
+            None if last => history
+                .problems
+                .push(format!("incomplete last line {number}")),
+            None => history.problems.push(format!("unreadable line {number}")),
+        }
+    }
+    if history.changes.is_empty() && history.problems.is_empty() {
+        history.problems.push("empty status history".into());
+    }
+    history
+}
+
+fn parse_status_line(line: &str) -> Option<StatusChange> {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let (timestamp, status) = line.split_once('\t')?;
+    let status = ExecutionStatus::parse(status)?;
+    (!timestamp.is_empty()).then(|| StatusChange {
+        timestamp: timestamp.to_owned(),
+        status,
+    })
+}
+
+/// `result.tsv`: `<exit_code>\t<message>\n`, with tabs and newlines in the message
+/// replaced by spaces so the file stays one line.
+pub fn format_result(result: &RunResult) -> String {
+    let message = result.message.replace(['\t', '\n', '\r'], " ");
+    format!("{}\t{message}\n", result.exit_code)
+}
+
+pub fn parse_result(text: &str) -> Result<RunResult, String> {
+    let line = text.strip_suffix('\n').unwrap_or(text);
+    let (code, message) = line.split_once('\t').unwrap_or((line, ""));
+    let exit_code = code
+        .trim()
+        .parse()
+        .map_err(|_| format!("unreadable result {:?}", truncate(line, 40)))?;
+    Ok(RunResult {
+        exit_code,
+        message: message.to_owned(),
+    })
+}
+
+/// `input.json`: a JSON object of strings, 2-space indent, trailing newline.
+pub fn format_input_values(values: &InputValues) -> String {
+    let mut text = serde_json::to_string_pretty(values).expect("a map of strings serializes");
+    text.push('\n');
+    text
+}
+
+pub fn parse_input_values(text: &str) -> Result<InputValues, String> {
+    serde_json::from_str(text).map_err(|e| format!("unreadable input.json: {e}"))
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ExecutionStatus::*;
+
+    fn statuses(history: &History) -> Vec<ExecutionStatus> {
+        history.changes.iter().map(|c| c.status).collect()
+    }
+
+    #[test]
+    fn reads_a_clean_history() {
+        let text = "2024-03-17T00:59:08.123456+00:00\tcreated\n2024-03-17T00:59:08.2+00:00\trunning\n2024-03-17T00:59:09.123456+00:00\tsuccess\n";
+        let history = parse_status_history(text);
+        assert_eq!(statuses(&history), [Created, Running, Success]);
+        assert_eq!(history.changes[1].timestamp, "2024-03-17T00:59:08.2+00:00");
+        assert!(history.problems.is_empty());
+        assert!(!history.needs_newline);
+    }
+
+    #[test]
+    fn round_trips_a_line() {
+        let line = format_status_line("2024-03-17T00:59:08.123456+00:00", Cancelled);
+        assert_eq!(line, "2024-03-17T00:59:08.123456+00:00\tcancelled\n");
+        assert_eq!(statuses(&parse_status_history(&line)), [Cancelled]);
+    }
+
+    #[test]
+    fn survives_damage() {
+        // A torn last line, as left by a crash in the middle of an append.
+        let torn = parse_status_history("t1\tcreated\nt2\trunn");
+        assert_eq!(statuses(&torn), [Created]);
+        assert_eq!(torn.problems, ["incomplete last line 2"]);
+        assert!(torn.needs_newline);
+
+        // A readable last line without its newline is kept.
+        let unterminated = parse_status_history("t1\tcreated\nt2\trunning");
+        assert_eq!(statuses(&unterminated), [Created, Running]);
+        assert!(unterminated.needs_newline);
+
+        let garbage =
+            parse_status_history("garbage\n\tsuccess\nt\tweird\n\0\u{fffd}\nt3\tfailure\r\n");
+        assert_eq!(statuses(&garbage), [Failure]);
+        assert_eq!(garbage.problems.len(), 4);
+
+        let empty = parse_status_history("");
+        assert!(empty.changes.is_empty());
+        assert_eq!(empty.problems, ["empty status history"]);
+        assert!(!empty.needs_newline);
+
+        assert_eq!(parse_status_history("\n\n").problems.len(), 2);
+    }
+
+    #[test]
+    fn results() {
+        let failed = RunResult {
+            exit_code: -1,
+            message: "No such\tfile\nor directory".into(),
+        };
+        assert_eq!(format_result(&failed), "-1\tNo such file or directory\n");
+        assert_eq!(
+            parse_result("-1\tNo such file or directory\n"),
+            Ok(RunResult {
+                exit_code: -1,
+                message: "No such file or directory".into()
+            })
+        );
+        assert_eq!(parse_result("0\t\n").map(|r| r.exit_code), Ok(0));
+        assert_eq!(parse_result("42").map(|r| r.exit_code), Ok(42));
+        assert!(parse_result("").is_err());
+        assert!(parse_result("x\ty\n").is_err());
+        assert!(parse_result(&"9".repeat(100)).is_err());
+    }
+
+    #[test]
+    fn last_execution() {
+        assert_eq!(parse_last_execution("12"), Some(12));
+        assert_eq!(parse_last_execution("12\n"), Some(12));
+        assert_eq!(parse_last_execution("twelve"), None);
+        assert_eq!(parse_last_execution(""), None);
+        assert_eq!(format_last_execution(12), "12");
+    }
+
+    #[test]
+    fn input_values() {
+        let mut values = InputValues::new();
+        values.insert("NAME".into(), "Ada".into());
+        values.insert("CITY".into(), "Zürich".into());
+        let text = format_input_values(&values);
+        assert_eq!(text, "{\n  \"NAME\": \"Ada\",\n  \"CITY\": \"Zürich\"\n}\n");
+        assert_eq!(parse_input_values(&text), Ok(values));
+        assert_eq!(format_input_values(&InputValues::new()), "{}\n");
+        // Python's json.dump escapes non-ASCII by default.
+        assert_eq!(
+            parse_input_values("{\"A\": \"Z\\u00fcrich\"}").unwrap()["A"],
+            "Zürich"
+        );
+        assert!(parse_input_values("{\"A\": 1}").is_err());
+        assert!(parse_input_values("[").is_err());
+    }
+}

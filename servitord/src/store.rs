@@ -1,0 +1,500 @@
+//! The execution store: each job's executions under `state/jobs/<job>/executions/`,
+//! mirrored in memory so listings never re-read every file.
+//!
+//! The files stay the source of truth. Every change is written to disk first (appends
+//! for the status history, write-then-rename for the rest), then to memory, then
+//! announced on the event bus, so an event always finds its state on disk. A job's
+//! history is loaded on first use.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use servitor_shared::{Event, Execution, ExecutionStatus, InputValues, RunResult, StatusChange};
+
+use crate::events::EventBus;
+use crate::ids;
+use crate::state_files::{self as files, History};
+use crate::timestamp;
+
+pub struct Store {
+    jobs_root: PathBuf,
+    bus: EventBus,
+    jobs: Mutex<HashMap<String, Arc<JobSlot>>>,
+}
+
+/// One job's history; `None` until loaded from disk.
+type JobSlot = Mutex<Option<JobHistory>>;
+
+struct JobHistory {
+    dir: PathBuf,
+    last_id: u64,
+    executions: BTreeMap<u64, Record>,
+}
+
+/// One execution, as read from or written to its folder.
+#[derive(Default)]
+struct Record {
+    history: Vec<StatusChange>,
+    result: Option<RunResult>,
+    inputs: InputValues,
+    problems: Vec<String>,
+    /// The history file lacks its final newline.
+    needs_newline: bool,
+}
+
+/// A run the previous daemon left unfinished.
+#[derive(Debug, Clone)]
+pub struct Unfinished {
+    pub execution_id: u64,
+    pub status: ExecutionStatus,
+    /// When it was created (its first history line), to re-queue runs in order.
+    pub created_at: String,
+}
+
+impl Store {
+    pub fn new(jobs_root: PathBuf, bus: EventBus) -> Self {
+        Self {
+            jobs_root,
+            bus,
+            jobs: Mutex::default(),
+        }
+    }
+
+    pub fn execution_dir(&self, job: &str, id: u64) -> PathBuf {
+        self.executions_dir(job).join(id.to_string())
+    }
+
+    pub fn log_path(&self, job: &str, id: u64) -> PathBuf {
+        self.execution_dir(job, id)
+            .join(files::LOGS_DIR)
+            .join(files::LOG)
+    }
+
+    fn executions_dir(&self, job: &str) -> PathBuf {
+        debug_assert!(ids::check_job_id(job).is_ok());
+        self.jobs_root.join(job).join("executions")
+    }
+
+    fn slot(&self, job: &str) -> Arc<JobSlot> {
+        lock(&self.jobs).entry(job.to_owned()).or_default().clone()
+    }
+
+    /// Loads a job's history off the async threads, if it is not in memory yet.
+    pub async fn preload(self: &Arc<Self>, job: &str) {
+        let slot = self.slot(job);
+        if lock(&slot).is_some() {
+            return;
+        }
+        let store = Arc::clone(self);
+        let job = job.to_owned();
+        let _ = tokio::task::spawn_blocking(move || store.with_history(&job, |_| ())).await;
+    }
+
+    /// Runs `f` on the job's history, loading it first if needed.
+    fn with_history<R>(&self, job: &str, f: impl FnOnce(&mut JobHistory) -> R) -> R {
+        let slot = self.slot(job);
+        let mut guard = lock(&slot);
+        let history = guard.get_or_insert_with(|| JobHistory::load(job, self.executions_dir(job)));
+        f(history)
+    }
+
+    /// Records a new execution as `created` and returns its id.
+    pub fn create(&self, job: &str, inputs: InputValues) -> io::Result<u64> {
+        self.with_history(job, |history| {
+            fs::create_dir_all(&history.dir)?;
+            let (id, dir) = loop {
+                // Ids never repeat: the counter is saved before the folder exists.
+                let id = history.last_id + 1;
+                history.last_id = id;
+                write_atomic(
+                    &history.dir.join(files::LAST_EXECUTION),
+                    files::format_last_execution(id).as_bytes(),
+                )?;
+                let dir = history.dir.join(id.to_string());
+                match fs::create_dir(&dir) {
+                    Ok(()) => break (id, dir),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            write_atomic(
+                &dir.join(files::INPUT),
+                files::format_input_values(&inputs).as_bytes(),
+            )?;
+            let change = new_change(ExecutionStatus::Created);
+            append_status(&dir, &change, false)?;
+            history.executions.insert(
+                id,
+                Record {
+                    history: vec![change],
+                    inputs,
+                    ..Record::default()
+                },
+            );
+            self.announce(job, id, ExecutionStatus::Created);
+            Ok(id)
+        })
+    }
+
+    /// Appends a status change. Memory follows even when the disk refuses, so the API
+    /// tells the truth about this run; the error is returned to be reported.
+    pub fn record_status(&self, job: &str, id: u64, status: ExecutionStatus) -> io::Result<()> {
+        self.with_history(job, |history| {
+            let dir = history.dir.join(id.to_string());
+            let record = history.executions.entry(id).or_default();
+            let change = new_change(status);
+            let written = append_status(&dir, &change, record.needs_newline);
+            match &written {
+                Ok(()) => record.needs_newline = false,
+                Err(e) => record
+                    .problems
+                    .push(format!("could not save status {status}: {e}")),
+            }
+            record.history.push(change);
+            self.announce(job, id, status);
+            written
+        })
+    }
+
+    /// Ends a run: `result.tsv` first, then the terminal status, so whoever reacts to
+    /// the terminal event finds the result.
+    pub fn finish(
+        &self,
+        job: &str,
+        id: u64,
+        status: ExecutionStatus,
+        result: RunResult,
+    ) -> io::Result<()> {
+        debug_assert!(status.is_terminal());
+        // Memory holds what the file will hold.
+        let result = files::parse_result(&files::format_result(&result)).unwrap_or(result);
+        let written = self.with_history(job, |history| {
+            let path = history.dir.join(id.to_string()).join(files::RESULT);
+            let written = write_atomic(&path, files::format_result(&result).as_bytes());
+            let record = history.executions.entry(id).or_default();
+            if let Err(e) = &written {
+                record
+                    .problems
+                    .push(format!("could not save the result: {e}"));
+            }
+            record.result = Some(result);
+            written
+        });
+        let recorded = self.record_status(job, id, status);
+        written.and(recorded)
+    }
+
+    fn announce(&self, job: &str, id: u64, status: ExecutionStatus) {
+        self.bus.publish(Event::JobExecutionStatusChanged {
+            job_id: job.to_owned(),
+            execution_id: id.to_string(),
+            status,
+        });
+    }
+
+    pub fn status(&self, job: &str, id: u64) -> Option<ExecutionStatus> {
+        self.with_history(job, |history| {
+            history.executions.get(&id).map(Record::status)
+        })
+    }
+
+    pub fn get(&self, job: &str, id: u64) -> Option<Execution> {
+        self.with_history(job, |history| {
+            history.executions.get(&id).map(|r| r.describe(id))
+        })
+    }
+
+    /// All executions of a job, newest first.
+    pub fn list(&self, job: &str) -> Vec<Execution> {
+        self.with_history(job, |history| {
+            history
+                .executions
+                .iter()
+                .rev()
+                .map(|(id, r)| r.describe(*id))
+                .collect()
+        })
+    }
+
+    /// The job's runs that are neither finished nor damaged, oldest first.
+    pub fn unfinished(&self, job: &str) -> Vec<Unfinished> {
+        self.with_history(job, |history| {
+            history
+                .executions
+                .iter()
+                .filter(|(_, r)| {
+                    matches!(
+                        r.status(),
+                        ExecutionStatus::Created | ExecutionStatus::Running
+                    )
+                })
+                .map(|(id, r)| Unfinished {
+                    execution_id: *id,
+                    status: r.status(),
+                    created_at: r
+                        .history
+                        .first()
+                        .map(|c| c.timestamp.clone())
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+    }
+}
+
+impl JobHistory {
+    fn load(job: &str, dir: PathBuf) -> Self {
+        let mut history = Self {
+            last_id: 0,
+            executions: BTreeMap::new(),
+            dir,
+        };
+        let entries = match fs::read_dir(&history.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return history,
+            Err(e) => {
+                tracing::error!(job, dir = %history.dir.display(), "cannot read executions: {e}");
+                return history;
+            }
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            match ids::parse_execution_id(&name) {
+                Ok(id) if entry.path().is_dir() => {
+                    let record = Record::load(&entry.path());
+                    if !record.problems.is_empty() {
+                        tracing::warn!(
+                            job,
+                            execution = id,
+                            "damaged execution: {}",
+                            record.problems.join("; ")
+                        );
+                    }
+                    history.executions.insert(id, record);
+                }
+                _ if name == files::LAST_EXECUTION || name.starts_with('.') => {}
+                _ => {
+                    tracing::warn!(job, entry = %name, "ignoring a stray entry among the executions")
+                }
+            }
+        }
+        let counter = history.dir.join(files::LAST_EXECUTION);
+        let saved = match fs::read_to_string(&counter) {
+            Ok(text) => files::parse_last_execution(&text).or_else(|| {
+                tracing::warn!(
+                    job,
+                    "unreadable {}: {text:?}; numbering from the highest execution",
+                    files::LAST_EXECUTION
+                );
+                None
+            }),
+            Err(_) => None,
+        };
+        let highest = history.executions.keys().next_back().copied();
+        history.last_id = saved.max(highest).unwrap_or(0);
+        history
+    }
+}
+
+impl Record {
+    fn load(dir: &Path) -> Self {
+        let mut record = Record::default();
+        match fs::read(dir.join(files::STATUS_HISTORY)) {
+            Ok(bytes) => {
+                let History {
+                    changes,
+                    problems,
+                    needs_newline,
+                } = files::parse_status_history(&String::from_utf8_lossy(&bytes));
+                record.history = changes;
+                record.problems = problems;
+                record.needs_newline = needs_newline;
+            }
+            Err(e) => record
+                .problems
+                .push(format!("cannot read {}: {e}", files::STATUS_HISTORY)),
+        }
+        match fs::read_to_string(dir.join(files::RESULT)) {
+            Ok(text) => match files::parse_result(&text) {
+                Ok(result) => record.result = Some(result),
+                Err(problem) => record.problems.push(problem),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => record
+                .problems
+                .push(format!("cannot read {}: {e}", files::RESULT)),
+        }
+        match fs::read_to_string(dir.join(files::INPUT)) {
+            Ok(text) => match files::parse_input_values(&text) {
+                Ok(inputs) => record.inputs = inputs,
+                Err(problem) => record.problems.push(problem),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => record
+                .problems
+                .push(format!("cannot read {}: {e}", files::INPUT)),
+        }
+        record
+    }
+
+    fn status(&self) -> ExecutionStatus {
+        self.history
+            .last()
+            .map_or(ExecutionStatus::Unknown, |c| c.status)
+    }
+
+    fn describe(&self, id: u64) -> Execution {
+        Execution {
+            execution_id: id.to_string(),
+            status: self.status(),
+            status_history: self.history.clone(),
+            result: self.result.clone(),
+            input_values: self.inputs.clone(),
+            error: (!self.problems.is_empty()).then(|| self.problems.join("; ")),
+        }
+    }
+}
+
+fn new_change(status: ExecutionStatus) -> StatusChange {
+    StatusChange {
+        timestamp: timestamp::now(),
+        status,
+    }
+}
+
+fn append_status(dir: &Path, change: &StatusChange, needs_newline: bool) -> io::Result<()> {
+    let mut line = String::with_capacity(48);
+    if needs_newline {
+        line.push('\n');
+    }
+    line.push_str(&files::format_status_line(&change.timestamp, change.status));
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(dir.join(files::STATUS_HISTORY))?;
+    // One write: appends of a few bytes land whole.
+    file.write_all(line.as_bytes())
+}
+
+/// Writes `path` so that readers see either the old or the new content, never a mix.
+fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let temporary = path.with_file_name(format!(".{name}.tmp"));
+    fs::write(&temporary, contents)?;
+    fs::rename(&temporary, path)
+}
+
+/// A poisoned lock only means another thread panicked mid-way; the maps stay usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_the_old_layout_and_reads_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = EventBus::default();
+        let mut events = bus.subscribe();
+        let store = Store::new(dir.path().to_owned(), bus.clone());
+
+        let mut inputs = InputValues::new();
+        inputs.insert("NAME".into(), "Ada".into());
+        assert_eq!(store.create("a/b", inputs.clone()).unwrap(), 1);
+        assert_eq!(store.create("a/b", InputValues::new()).unwrap(), 2);
+        store
+            .record_status("a/b", 1, ExecutionStatus::Running)
+            .unwrap();
+        let result = RunResult {
+            exit_code: 3,
+            message: "bad\tthing".into(),
+        };
+        store
+            .finish("a/b", 1, ExecutionStatus::Failure, result)
+            .unwrap();
+
+        let executions = dir.path().join("a/b/executions");
+        assert_eq!(
+            fs::read_to_string(executions.join("last_execution.txt")).unwrap(),
+            "2"
+        );
+        assert_eq!(
+            fs::read_to_string(executions.join("1/input.json")).unwrap(),
+            "{\n  \"NAME\": \"Ada\"\n}\n"
+        );
+        assert_eq!(
+            fs::read_to_string(executions.join("1/result.tsv")).unwrap(),
+            "3\tbad thing\n"
+        );
+        let history = fs::read_to_string(executions.join("1/status_history.tsv")).unwrap();
+        let statuses: Vec<_> = history
+            .lines()
+            .map(|l| l.split('\t').nth(1).unwrap())
+            .collect();
+        assert_eq!(statuses, ["created", "running", "failure"]);
+
+        let fresh = Store::new(dir.path().to_owned(), EventBus::default());
+        assert_eq!(fresh.list("a/b"), store.list("a/b"));
+        let first = fresh.get("a/b", 1).unwrap();
+        assert_eq!(first.status, ExecutionStatus::Failure);
+        assert_eq!(first.input_values, inputs);
+        assert_eq!(first.result.unwrap().message, "bad thing");
+        assert_eq!(fresh.list("a/b")[0].execution_id, "2");
+        assert_eq!(fresh.unfinished("a/b").len(), 1);
+        assert_eq!(fresh.create("a/b", InputValues::new()).unwrap(), 3);
+
+        let seen: Vec<_> = std::iter::from_fn(|| events.try_recv().ok()).collect();
+        assert_eq!(seen.len(), 4);
+    }
+
+    #[test]
+    fn damage_stays_local() {
+        let dir = tempfile::tempdir().unwrap();
+        let executions = dir.path().join("j/executions");
+        for (n, history) in [
+            ("1", "t\tcreated\nt\trunning\nt\tsuccess\n"),
+            ("2", ""),
+            ("3", "t\tcreated\nt\trunn"),
+        ] {
+            fs::create_dir_all(executions.join(n)).unwrap();
+            fs::write(executions.join(n).join("status_history.tsv"), history).unwrap();
+        }
+        fs::create_dir_all(executions.join("stray")).unwrap();
+        fs::create_dir_all(executions.join("7")).unwrap();
+        fs::write(executions.join("1/result.tsv"), "garbage").unwrap();
+        fs::write(executions.join("last_execution.txt"), "x").unwrap();
+
+        let store = Store::new(dir.path().to_owned(), EventBus::default());
+        let list = store.list("j");
+        let ids: Vec<_> = list.iter().map(|e| e.execution_id.as_str()).collect();
+        assert_eq!(ids, ["7", "3", "2", "1"]);
+        assert_eq!(list[0].status, ExecutionStatus::Unknown);
+        assert_eq!(list[2].status, ExecutionStatus::Unknown);
+        assert!(
+            list[3]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("unreadable result")
+        );
+        assert_eq!(list[1].status, ExecutionStatus::Created);
+
+        // The torn line is completed before the next append.
+        store
+            .record_status("j", 3, ExecutionStatus::Running)
+            .unwrap();
+        let text = fs::read_to_string(executions.join("3/status_history.tsv")).unwrap();
+        assert!(
+            text.starts_with("t\tcreated\nt\trunn\n") && text.ends_with("\trunning\n"),
+            "{text}"
+        );
+        // A garbage counter yields to the highest folder.
+        assert_eq!(store.create("j", InputValues::new()).unwrap(), 8);
+    }
+}

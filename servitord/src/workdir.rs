@@ -1,0 +1,113 @@
+//! The working directory's layout, and the lock that gives one daemon sole use of it.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+/// Where everything lives under `<wd>`.
+#[derive(Debug, Clone)]
+pub struct Workdir {
+    root: PathBuf,
+}
+
+impl Workdir {
+    /// `root` is made absolute, since jobs receive it as `SERVITOR_ROOT`.
+    pub fn new(root: &Path) -> anyhow::Result<Self> {
+        let root = fs::canonicalize(root)
+            .with_context(|| format!("cannot use {} as working directory", root.display()))?;
+        if !root.is_dir() {
+            bail!("{} is not a directory", root.display());
+        }
+        Ok(Self { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.root.join("config/jobs")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join("state")
+    }
+
+    /// `state/jobs`: one folder per job id, holding `executions/`.
+    pub fn state_jobs_dir(&self) -> PathBuf {
+        self.root.join("state/jobs")
+    }
+
+    pub fn socket_path(&self) -> PathBuf {
+        self.root.join("sockets/servitor.sock")
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.root.join("state/servitord.lock")
+    }
+
+    /// Takes the working directory for this process, or says which process has it.
+    /// The lock lives as long as the returned file (and dies with the process, so a
+    /// crashed daemon never leaves it behind).
+    pub fn lock(&self) -> anyhow::Result<WorkdirLock> {
+        fs::create_dir_all(self.state_dir())
+            .with_context(|| format!("cannot create {}", self.state_dir().display()))?;
+        let path = self.lock_path();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = match holder.trim() {
+                    "" => "another process".to_owned(),
+                    pid => format!("another servitord (pid {pid})"),
+                };
+                bail!(
+                    "{holder} is already serving {} (it holds the lock on {})",
+                    self.root.display(),
+                    path.display()
+                );
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(file, "{}", std::process::id())?;
+        Ok(WorkdirLock { _file: file })
+    }
+}
+
+/// Held for the daemon's lifetime.
+pub struct WorkdirLock {
+    _file: File,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_names_the_first_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let workdir = Workdir::new(dir.path()).unwrap();
+        let first = workdir.lock().unwrap();
+        let error = workdir.lock().err().unwrap().to_string();
+        assert!(
+            error.contains(&format!("servitord (pid {})", std::process::id())),
+            "{error}"
+        );
+        drop(first);
+        workdir.lock().unwrap();
+    }
+}

@@ -1,0 +1,53 @@
+//! Paths, query parameters and the small response bodies of the HTTP API.
+
+use serde::{Deserialize, Serialize};
+
+pub const JOBS_GET_LIST: &str = "/api/jobs/get_list";
+pub const JOBS_GET: &str = "/api/jobs/get";
+pub const JOBS_RUN: &str = "/api/jobs/run";
+pub const EXECUTIONS_GET_LIST: &str = "/api/jobs/executions/get_list";
+pub const EXECUTIONS_GET: &str = "/api/jobs/executions/get";
+pub const EXECUTIONS_CANCEL: &str = "/api/jobs/executions/cancel";
+pub const EXECUTIONS_LOGS_GET: &str = "/api/jobs/executions/logs/get";
+pub const EVENTS: &str = "/api/events";
+
+/// Query parameter naming a job.
+pub const PARAM_JOB_ID: &str = "job_id";
+/// Query parameter naming an execution of a job.
+pub const PARAM_EXECUTION_ID: &str = "execution_id";
+/// Prefix of the query parameters carrying input values: `input_value_<KEY>=<value>`.
+pub const PARAM_INPUT_VALUE_PREFIX: &str = "input_value_";
+
+/// Prefix of the environment variables servitord sets for a job; inputs may not use it.
+pub const RESERVED_ENV_PREFIX: &str = "SERVITOR_";
+
+/// The `"status"` of a successful command answer.
+pub const STATUS_SUCCESS: &str = "success";
+
+/// Answer of `POST /api/jobs/run`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAccepted {
+    pub status: String,
+    /// Added by Servitor; the old tool did not say which execution it created.
+    pub execution_id: String,
+}
+
+/// Answer of commands that only acknowledge, such as cancel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledged {
+    pub status: String,
+}
+
+impl Acknowledged {
+    pub fn success() -> Self {
+        Self {
+            status: STATUS_SUCCESS.to_owned(),
+        }
+    }
+}
+
+/// Body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub message: String,
+}

@@ -1,0 +1,96 @@
+use std::fmt;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+/// Where an execution is in its lifecycle:
+/// `created` → `running` → `success` | `failure` | `cancelled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionStatus {
+    /// Accepted and queued.
+    Created,
+    /// The process was started.
+    Running,
+    /// Exited with code 0.
+    Success,
+    /// Exited non-zero, was killed by a signal, or could not start.
+    Failure,
+    /// Cancel was requested.
+    Cancelled,
+    /// The execution's state on disk is damaged; its `error` says how.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ExecutionStatus {
+    pub const ALL: [ExecutionStatus; 5] = [
+        Self::Created,
+        Self::Running,
+        Self::Success,
+        Self::Failure,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Cancelled => "cancelled",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// Parses a status word as written in `status_history.tsv`.
+    pub fn parse(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == word)
+    }
+
+    /// True once the run has ended for good.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Success | Self::Failure | Self::Cancelled)
+    }
+}
+
+impl fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of `status_history.tsv`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    /// ISO-8601 UTC with microseconds, e.g. `2024-03-17T00:59:08.123456+00:00`;
+    /// timestamps read from older files are passed through verbatim.
+    pub timestamp: String,
+    pub status: ExecutionStatus,
+}
+
+/// `result.tsv`: how the run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// The process's exit code, `-N` when killed by signal N, `-1` when it could not start.
+    pub exit_code: i64,
+    pub message: String,
+}
+
+/// The input values of a run, input name → value, in the order given.
+pub type InputValues = IndexMap<String, String>;
+
+/// One execution of a job, as answered by `/api/jobs/executions/get` and `get_list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    /// A positive decimal number, as a string.
+    pub execution_id: String,
+    pub status: ExecutionStatus,
+    pub status_history: Vec<StatusChange>,
+    /// `null` until the run has ended.
+    pub result: Option<RunResult>,
+    pub input_values: InputValues,
+    /// What is damaged in this execution's state on disk (additive; absent when all is well).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
