@@ -17,6 +17,13 @@ pub const PARAM_JOB_ID: &str = "job_id";
 pub const PARAM_EXECUTION_ID: &str = "execution_id";
 /// Prefix of the query parameters carrying input values: `input_value_<KEY>=<value>`.
 pub const PARAM_INPUT_VALUE_PREFIX: &str = "input_value_";
+/// Paging of `executions/get_list` (added by Servitor): at most this many executions...
+pub const PARAM_LIMIT: &str = "limit";
+/// ...with ids below this one.
+pub const PARAM_BEFORE: &str = "before";
+/// `logs/get` with `follow=false` (added by Servitor): the log as it is now, without
+/// waiting for the run to end.
+pub const PARAM_FOLLOW: &str = "follow";
 
 /// Prefix of the environment variables servitord sets for a job; inputs may not use it.
 pub const RESERVED_ENV_PREFIX: &str = "SERVITOR_";

@@ -1,0 +1,81 @@
+//! `jobs`: the job list, as a table or a tree, with each job's last run.
+
+use std::process::ExitCode;
+
+use comfy_table::{Cell, Table};
+use servitor_shared::api::JOBS_GET_LIST;
+use servitor_shared::{Execution, Job};
+
+use super::latest;
+use crate::client::Client;
+use crate::error::CliError;
+use crate::output;
+
+pub async fn run(client: &Client, tree: bool, json: bool) -> Result<ExitCode, CliError> {
+    let jobs: Vec<Job> = client.get(JOBS_GET_LIST, &[]).await?;
+    if json {
+        output::json(&jobs)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let last = latest(client, &job.job_id).await?;
+        rows.push((job, last));
+    }
+    let mut table = output::table(&["JOB", "INPUTS", "LAST RUN", "STATUS", "WHEN"]);
+    let color = output::color();
+    let mut folders: Vec<&str> = Vec::new();
+    for (job, last) in &rows {
+        let name = if tree {
+            let segments: Vec<&str> = job.job_id.split('/').collect();
+            let (name, parents) = segments
+                .split_last()
+                .expect("split yields one segment at least");
+            let shared = folders
+                .iter()
+                .zip(parents)
+                .take_while(|(a, b)| a == b)
+                .count();
+            folders.truncate(shared);
+            for folder in &parents[shared..] {
+                table.add_row(vec![format!("{}{folder}/", "  ".repeat(folders.len()))]);
+                folders.push(folder);
+            }
+            format!("{}{name}", "  ".repeat(folders.len()))
+        } else {
+            job.job_id.clone()
+        };
+        add_row(&mut table, name, job, last.as_ref(), color);
+    }
+    output::print_table(&table)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn add_row(table: &mut Table, name: String, job: &Job, last: Option<&Execution>, color: bool) {
+    let inputs = match &job.error {
+        Some(error) => format!("error: {error}"),
+        None => job
+            .input_spec
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let mut row = vec![Cell::new(name), Cell::new(inputs)];
+    if let Some(last) = last {
+        let when = last
+            .status_history
+            .last()
+            .and_then(|change| change.timestamp.parse().ok())
+            .map(output::ago)
+            .unwrap_or_default();
+        row.extend([
+            Cell::new(format!("#{}", last.execution_id)),
+            output::status_cell(last.status, color),
+            Cell::new(when),
+        ]);
+    } else {
+        row.push(Cell::new("-"));
+    }
+    table.add_row(row);
+}

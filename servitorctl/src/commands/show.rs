@@ -1,0 +1,63 @@
+//! `show`: one execution in detail.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use servitor_shared::Execution;
+use servitor_shared::api::{EXECUTIONS_GET, PARAM_EXECUTION_ID, PARAM_JOB_ID};
+
+use crate::client::Client;
+use crate::error::CliError;
+use crate::output;
+
+pub async fn run(client: &Client, job: &str, id: &str, json: bool) -> Result<ExitCode, CliError> {
+    let execution: Execution = client
+        .get(
+            EXECUTIONS_GET,
+            &[(PARAM_JOB_ID, job), (PARAM_EXECUTION_ID, id)],
+        )
+        .await?;
+    if json {
+        output::json(&execution)?;
+    } else {
+        output::write(describe(job, &execution).as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(job: &str, execution: &Execution) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "Job:        {job}");
+    let _ = writeln!(text, "Execution:  {}", execution.execution_id);
+    let _ = writeln!(text, "Status:     {}", execution.status);
+    if let Some(duration) = output::run_time(execution) {
+        let _ = writeln!(text, "Duration:   {}", output::short_duration(duration));
+    }
+    if let Some(result) = &execution.result {
+        let _ = writeln!(text, "Exit code:  {}", result.exit_code);
+        if !result.message.is_empty() {
+            let _ = writeln!(text, "Message:    {}", result.message);
+        }
+    }
+    if let Some(error) = &execution.error {
+        let _ = writeln!(text, "Error:      {error}");
+    }
+    if execution.input_values.is_empty() {
+        let _ = writeln!(text, "Inputs:     none");
+    } else {
+        let _ = writeln!(text, "Inputs:");
+        for (name, value) in &execution.input_values {
+            let _ = writeln!(text, "  {name}={value}");
+        }
+    }
+    let _ = writeln!(text, "History:");
+    for change in &execution.status_history {
+        let when = change
+            .timestamp
+            .parse()
+            .map(output::local)
+            .unwrap_or_else(|_| change.timestamp.clone());
+        let _ = writeln!(text, "  {when}  {}", change.status);
+    }
+    text
+}
