@@ -136,13 +136,15 @@ pub struct Follow {
 }
 
 impl Follow {
-    /// Streams the log of `job`'s execution `id`, which must exist. A queued run is
-    /// waited for; a running one is followed until it ends.
-    pub fn stream(self, job: String, id: u64) -> mpsc::Receiver<io::Result<Bytes>> {
+    /// Streams the log of `job`'s execution `id`, which must exist. With `follow`, a
+    /// queued run is waited for and a running one followed until it ends; without,
+    /// the log is sent as it is now. A follow the daemon's shutdown cuts short ends
+    /// with an error, never as if the log were whole.
+    pub fn stream(self, job: String, id: u64, follow: bool) -> mpsc::Receiver<io::Result<Bytes>> {
         let (sender, receiver) = mpsc::channel(IN_FLIGHT);
         tokio::spawn(async move {
             let ended = tokio::select! {
-                ended = self.pump(&job, id, &sender) => ended,
+                ended = self.pump(&job, id, follow, &sender) => ended,
                 () = sender.closed() => Ok(()),
             };
             if let Err(e) = ended {
@@ -157,18 +159,20 @@ impl Follow {
         &self,
         job: &str,
         id: u64,
+        follow: bool,
         sender: &mpsc::Sender<io::Result<Bytes>>,
     ) -> io::Result<()> {
         // Subscribe before looking at the status, so no change is missed in between.
         let mut events = self.bus.subscribe();
-        let mut status = self
-            .store
-            .status(job, id)
-            .unwrap_or(ExecutionStatus::Unknown);
+        let mut status = match self.store.status(job, id) {
+            Some(status) if follow => status,
+            // As if the run had ended: send what is there.
+            _ => ExecutionStatus::Unknown,
+        };
         while status == ExecutionStatus::Created {
             tokio::select! {
                 next = self.next_status(&mut events, job, id) => status = next,
-                () = self.shutdown.cancelled() => return Ok(()),
+                () = self.shutdown.cancelled() => return Err(stopping()),
             }
         }
         let path = self.store.log_path(job, id);
@@ -194,7 +198,7 @@ impl Follow {
             tokio::select! {
                 () = changes.changed() => {}
                 next = self.next_status(&mut events, job, id) => status = next,
-                () = self.shutdown.cancelled() => return Ok(()),
+                () = self.shutdown.cancelled() => return Err(stopping()),
             }
         }
     }
@@ -233,6 +237,12 @@ impl Follow {
             }
         }
     }
+}
+
+/// Why a follow ends before its run: an error rather than a clean end of the answer, so
+/// the client does not take what it got for the whole log.
+fn stopping() -> io::Error {
+    io::Error::other("servitord is stopping before the run has ended")
 }
 
 /// Sends `file` from where it is to its current end; false when the receiver is gone.

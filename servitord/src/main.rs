@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use clap::builder::{OsStringValueParser, TypedValueParser};
 use servitord::Config;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -22,8 +23,10 @@ struct Args {
     /// How long a cancelled run may take to stop (after SIGINT) before its process group is killed.
     #[arg(long, env = "SERVITOR_STOP_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     stop_grace: Duration,
-    /// Folder of the web UI's static files, served at `/`; no UI when unset.
-    #[arg(long, env = "SERVITOR_UI_ROOT")]
+    /// Folder of the web UI's static files, served at `/`; no UI when unset or empty.
+    // Parsed as an OsString: clap's PathBuf parser refuses an empty value, and
+    // `SERVITOR_UI_ROOT=` (say, in a unit file) means no UI.
+    #[arg(long, env = "SERVITOR_UI_ROOT", value_parser = OsStringValueParser::new().map(PathBuf::from))]
     ui_root: Option<PathBuf>,
 }
 

@@ -43,8 +43,29 @@ pub fn signal(group: u32, signal: Signal) {
     }
 }
 
-pub fn is_empty(group: u32) -> bool {
-    pid(group).is_none_or(|pid| test_kill_process_group(pid).is_err())
+/// True when no live process is left in the group. Zombies do not count: where
+/// nothing reaps orphans (some containers' init), they linger forever, yet still
+/// receive signals.
+fn is_empty(group: u32) -> bool {
+    if pid(group).is_none_or(|pid| test_kill_process_group(pid).is_err()) {
+        return true;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    !entries.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let member = fields.nth(1).and_then(|g| g.parse::<u32>().ok()) == Some(group);
+        member && !matches!(state, Some("Z" | "X"))
+    })
 }
 
 /// Waits until no process is left in the group, or `deadline`; true when empty.

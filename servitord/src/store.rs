@@ -43,6 +43,9 @@ struct Record {
     problems: Vec<String>,
     /// The history file lacks its final newline.
     needs_newline: bool,
+    /// Read from disk: a previous daemon's run. Runs this daemon creates are queued by
+    /// their creator, so recovery must not queue them again, even while it still scans.
+    inherited: bool,
 }
 
 /// A run the previous daemon left unfinished.
@@ -207,29 +210,31 @@ impl Store {
         })
     }
 
-    /// All executions of a job, newest first.
-    pub fn list(&self, job: &str) -> Vec<Execution> {
+    /// A job's executions, newest first: those with ids below `before`, at most `limit`.
+    pub fn list(&self, job: &str, limit: Option<usize>, before: Option<u64>) -> Vec<Execution> {
         self.with_history(job, |history| {
             history
                 .executions
-                .iter()
+                .range(..before.unwrap_or(u64::MAX))
                 .rev()
+                .take(limit.unwrap_or(usize::MAX))
                 .map(|(id, r)| r.describe(*id))
                 .collect()
         })
     }
 
-    /// The job's runs that are neither finished nor damaged, oldest first.
+    /// The job's runs that a previous daemon left queued or running, oldest first.
     pub fn unfinished(&self, job: &str) -> Vec<Unfinished> {
         self.with_history(job, |history| {
             history
                 .executions
                 .iter()
                 .filter(|(_, r)| {
-                    matches!(
-                        r.status(),
-                        ExecutionStatus::Created | ExecutionStatus::Running
-                    )
+                    r.inherited
+                        && matches!(
+                            r.status(),
+                            ExecutionStatus::Created | ExecutionStatus::Running
+                        )
                 })
                 .map(|(id, r)| Unfinished {
                     execution_id: *id,
@@ -302,7 +307,10 @@ impl JobHistory {
 
 impl Record {
     fn load(dir: &Path) -> Self {
-        let mut record = Record::default();
+        let mut record = Record {
+            inherited: true,
+            ..Record::default()
+        };
         match fs::read(dir.join(files::STATUS_HISTORY)) {
             Ok(bytes) => {
                 let History {
@@ -440,14 +448,19 @@ mod tests {
         assert_eq!(statuses, ["created", "running", "failure"]);
 
         let fresh = Store::new(dir.path().to_owned(), EventBus::default());
-        assert_eq!(fresh.list("a/b"), store.list("a/b"));
+        assert_eq!(fresh.list("a/b", None, None), store.list("a/b", None, None));
         let first = fresh.get("a/b", 1).unwrap();
         assert_eq!(first.status, ExecutionStatus::Failure);
         assert_eq!(first.input_values, inputs);
         assert_eq!(first.result.unwrap().message, "bad thing");
-        assert_eq!(fresh.list("a/b")[0].execution_id, "2");
+        assert_eq!(fresh.list("a/b", None, None)[0].execution_id, "2");
+        let page = fresh.list("a/b", Some(1), Some(2));
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].execution_id, "1");
         assert_eq!(fresh.unfinished("a/b").len(), 1);
         assert_eq!(fresh.create("a/b", InputValues::new()).unwrap(), 3);
+        // A run of this daemon is not a previous daemon's leftover.
+        assert_eq!(fresh.unfinished("a/b").len(), 1);
 
         let seen: Vec<_> = std::iter::from_fn(|| events.try_recv().ok()).collect();
         assert_eq!(seen.len(), 4);
@@ -471,7 +484,7 @@ mod tests {
         fs::write(executions.join("last_execution.txt"), "x").unwrap();
 
         let store = Store::new(dir.path().to_owned(), EventBus::default());
-        let list = store.list("j");
+        let list = store.list("j", None, None);
         let ids: Vec<_> = list.iter().map(|e| e.execution_id.as_str()).collect();
         assert_eq!(ids, ["7", "3", "2", "1"]);
         assert_eq!(list[0].status, ExecutionStatus::Unknown);

@@ -2,22 +2,43 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
-use servitor_shared::api::Acknowledged;
+use servitor_shared::api::{Acknowledged, PARAM_BEFORE, PARAM_FOLLOW, PARAM_LIMIT};
 use servitor_shared::{Event, ExecutionStatus};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::body::IgnoredBody;
 use super::params::Params;
 use super::{ApiError, find_execution, find_job, json, text_stream};
 use crate::app::App;
+use crate::ids;
 use crate::queue::Cancelled;
 
+/// Newest first. Servitor adds paging: `limit=N` (at most N) and `before=ID` (only
+/// older executions); without them, all of them, as the old tool answered.
 pub async fn list(State(app): State<Arc<App>>, params: Params) -> Result<Response, ApiError> {
+    let limit = match params.get(PARAM_LIMIT) {
+        Some(text) => Some(parse_count(text).map_err(ApiError::BadRequest)?),
+        None => None,
+    };
+    let before = match params.get(PARAM_BEFORE) {
+        Some(text) => Some(ids::parse_execution_id(text).map_err(ApiError::BadRequest)?),
+        None => None,
+    };
     let job = find_job(&app, &params)?;
     app.store.preload(&job.id).await;
-    Ok(json(&app.store.list(&job.id)))
+    Ok(json(&app.store.list(&job.id, limit, before)))
+}
+
+fn parse_count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(count) if count > 0 && !text.starts_with('+') => Ok(count),
+        _ => Err(format!(
+            "{PARAM_LIMIT} must be a positive number, not {text:?}"
+        )),
+    }
 }
 
 pub async fn get(State(app): State<Arc<App>>, params: Params) -> Result<Response, ApiError> {
@@ -34,7 +55,7 @@ pub async fn get(State(app): State<Arc<App>>, params: Params) -> Result<Response
 pub async fn cancel(
     State(app): State<Arc<App>>,
     params: Params,
-    _body: Bytes,
+    _body: IgnoredBody,
 ) -> Result<Response, ApiError> {
     let (job, id) = find_execution(&app, &params).await?;
     let not_running = |status: ExecutionStatus| {
@@ -76,9 +97,19 @@ pub async fn cancel(
 }
 
 /// The log from byte 0; while the run is queued or running, the answer stays open
-/// and streams new bytes until the run has ended.
+/// and streams new bytes until the run has ended. With `follow=false` (added by
+/// Servitor), it ends at the log's current end instead.
 pub async fn logs(State(app): State<Arc<App>>, params: Params) -> Result<Response, ApiError> {
+    let follow = match params.get(PARAM_FOLLOW) {
+        None | Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "{PARAM_FOLLOW} must be true or false, not {other:?}"
+            )));
+        }
+    };
     let (job, id) = find_execution(&app, &params).await?;
-    let chunks = app.follow().stream(job.id, id);
+    let chunks = app.follow().stream(job.id, id, follow);
     Ok(text_stream(Body::from_stream(ReceiverStream::new(chunks))))
 }

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use servitor_shared::InputValues;
@@ -10,6 +9,7 @@ use servitor_shared::api::{
     PARAM_INPUT_VALUE_PREFIX, RESERVED_ENV_PREFIX, RunAccepted, STATUS_SUCCESS,
 };
 
+use super::body::IgnoredBody;
 use super::params::Params;
 use super::{ApiError, find_job, json};
 use crate::app::App;
@@ -34,7 +34,7 @@ pub async fn get(State(app): State<Arc<App>>, params: Params) -> Result<Response
 pub async fn run(
     State(app): State<Arc<App>>,
     params: Params,
-    _body: Bytes,
+    _body: IgnoredBody,
 ) -> Result<Response, ApiError> {
     let job = find_job(&app, &params)?;
     let spec = job.input_spec().map_err(|e| {

@@ -1,5 +1,6 @@
 //! The HTTP API served on the socket: routes, and what every answer has in common.
 
+mod body;
 mod error;
 mod events;
 mod executions;
