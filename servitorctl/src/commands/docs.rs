@@ -1,5 +1,6 @@
 //! `completions` and `man`: generated from the command line's definition.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::CommandFactory;
@@ -14,7 +15,11 @@ pub fn completions(shell: clap_complete::Shell) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn man() -> Result<ExitCode, CliError> {
+pub fn man(dir: Option<&Path>) -> Result<ExitCode, CliError> {
+    if let Some(dir) = dir {
+        clap_mangen::generate_to(Cli::command(), dir)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut out = Vec::new();
     clap_mangen::Man::new(Cli::command()).render(&mut out)?;
     crate::output::write(&out)?;

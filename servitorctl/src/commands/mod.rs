@@ -44,7 +44,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             allow_remote,
         } => ui::run(&client, listen, allow_remote).await,
         Command::Completions { shell } => docs::completions(shell),
-        Command::Man => docs::man(),
+        Command::Man { dir } => docs::man(dir.as_deref()),
     }
 }
 
