@@ -683,3 +683,32 @@ fn completions_and_man_pages() {
     run_to_end(servitorctl(&socket).args(["man", "--dir"]).arg(&dir)).ok();
     assert!(dir.join("servitorctl-run.1").is_file());
 }
+
+#[test]
+fn settings_show_in_jobs_and_a_skipped_run_exits_non_zero() {
+    let wd = Workdir::new()
+        .job("backup", "#!/bin/sh\nread _ < \"$SERVITOR_ROOT/gate\"\n")
+        .file(
+            "config/jobs/backup.settings.json",
+            r#"{"timeout": "2h", "concurrency": 1, "on_busy": "skip", "retention": {"keep_last": 30}}"#,
+        )
+        .gate("gate");
+    let daemon = wd.start();
+    let table = ctl(&daemon, &["jobs"]).ok().out();
+    assert!(
+        table.contains("timeout 2h, at most 1 (skip), keep 30"),
+        "{table}"
+    );
+
+    ctl(&daemon, &["run", "backup"]).ok();
+    wait_until("the first backup to run", TIMEOUT, || {
+        daemon
+            .executions("backup")
+            .first()
+            .is_some_and(|e| e.status == ExecutionStatus::Running)
+    });
+    let skipped = ctl(&daemon, &["run", "--wait", "backup"]);
+    assert_eq!(skipped.code(), 1);
+    assert!(skipped.stderr.contains("is busy"), "{}", skipped.stderr);
+    wd.open_gate("gate");
+}

@@ -16,7 +16,7 @@ use crate::workdir::Workdir;
 
 pub struct App {
     pub workdir: Workdir,
-    pub catalog: Catalog,
+    pub catalog: Arc<Catalog>,
     pub store: Arc<Store>,
     pub queue: Arc<RunQueue>,
     pub runner: Arc<Runner>,
@@ -33,15 +33,15 @@ impl App {
         let bus = EventBus::default();
         let store = Arc::new(Store::new(workdir.state_jobs_dir(), bus.clone()));
         let queue = Arc::new(RunQueue::default());
+        let catalog = Arc::new(Catalog::new(workdir.jobs_dir(), config.stop_grace));
         let runner = Arc::new(Runner::new(
             Arc::clone(&store),
             Arc::clone(&queue),
+            Arc::clone(&catalog),
             workdir.root().to_owned(),
-            workdir.jobs_dir(),
-            config.stop_grace,
         ));
         Ok(Self {
-            catalog: Catalog::new(workdir.jobs_dir()),
+            catalog,
             logs: LogWatcher::start()?,
             ui_root: config.ui_root.clone(),
             shutdown: CancellationToken::new(),

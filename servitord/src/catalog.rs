@@ -7,9 +7,13 @@ use std::fs::{self, Metadata};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use servitor_shared::{InputSpec, Job};
+use std::time::Duration;
+
+use servitor_shared::{InputSpec, Job, JobSettings, inputs};
 
 use crate::ids;
+use crate::process_group::Signal;
+use crate::settings::{self, Settings};
 
 /// Folders deeper than this are not searched (a guard against symlink mazes).
 const MAX_DEPTH: usize = 64;
@@ -18,6 +22,7 @@ const SPEC_SUFFIX: &str = ".input.json";
 
 pub struct Catalog {
     jobs_dir: PathBuf,
+    stop_grace: Duration,
 }
 
 /// A discovered job.
@@ -37,7 +42,7 @@ pub enum NotAJob {
 }
 
 impl JobFile {
-    /// `X.input.json` beside the job, `{}` when there is none.
+    /// `X.input.json` beside the job, `{}` when there is none; its inputs are checked.
     pub fn input_spec(&self) -> Result<InputSpec, String> {
         let mut spec_path = self.path.clone().into_os_string();
         spec_path.push(SPEC_SUFFIX);
@@ -46,30 +51,78 @@ impl JobFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(InputSpec::new()),
             Err(e) => return Err(format!("cannot read {}{SPEC_SUFFIX}: {e}", self.id)),
         };
-        serde_json::from_str(&text)
-            .map_err(|e| format!("{}{SPEC_SUFFIX} is not a JSON object: {e}", self.id))
-    }
-
-    /// The job as the API describes it; a broken spec is reported, not fatal.
-    pub fn describe(&self) -> Job {
-        let (input_spec, error) = match self.input_spec() {
-            Ok(spec) => (spec, None),
-            Err(error) => {
-                tracing::warn!(job = %self.id, "{error}");
-                (InputSpec::new(), Some(error))
-            }
-        };
-        Job {
-            job_id: self.id.clone(),
-            input_spec,
-            error,
-        }
+        let spec: InputSpec = serde_json::from_str(&text)
+            .map_err(|e| format!("{}{SPEC_SUFFIX} is not a JSON object: {e}", self.id))?;
+        inputs::fields(&spec).map_err(|e| format!("{}{SPEC_SUFFIX}: {e}", self.id))?;
+        Ok(spec)
     }
 }
 
 impl Catalog {
-    pub fn new(jobs_dir: PathBuf) -> Self {
-        Self { jobs_dir }
+    /// `stop_grace` is the daemon's default for jobs whose settings do not say.
+    pub fn new(jobs_dir: PathBuf, stop_grace: Duration) -> Self {
+        Self {
+            jobs_dir,
+            stop_grace,
+        }
+    }
+
+    pub fn jobs_dir(&self) -> &Path {
+        &self.jobs_dir
+    }
+
+    /// A job's settings: as written (merged over its folders'), and checked.
+    pub fn settings(&self, id: &str) -> Result<(JobSettings, Settings), String> {
+        let written = settings::read(&self.jobs_dir, id)?;
+        let checked = settings::check(&written, self.stop_grace)
+            .map_err(|e| format!("settings of {id}: {e}"))?;
+        Ok((written, checked))
+    }
+
+    /// How a cancelled run of the job is stopped: the signal and grace period of its
+    /// settings, or the defaults when they cannot be read.
+    pub fn cancel_stop(&self, id: &str) -> (Signal, Duration) {
+        match self.settings(id) {
+            Ok((_, settings)) => (
+                settings.stop_signal.unwrap_or(Signal::INT),
+                settings.stop_grace,
+            ),
+            Err(_) => (Signal::INT, self.stop_grace),
+        }
+    }
+
+    /// What a run of the job needs, or why it cannot run.
+    pub fn run_config(&self, job: &JobFile) -> Result<(InputSpec, Settings), String> {
+        let spec = job.input_spec()?;
+        let (_, settings) = self.settings(&job.id)?;
+        Ok((spec, settings))
+    }
+
+    /// The job as the API describes it; a broken spec or settings file is reported,
+    /// not fatal.
+    pub fn describe(&self, job: &JobFile) -> Job {
+        let mut errors = Vec::new();
+        let input_spec = job.input_spec().unwrap_or_else(|e| {
+            errors.push(e);
+            InputSpec::new()
+        });
+        let settings = match self.settings(&job.id) {
+            Ok((written, _)) => written,
+            Err(e) => {
+                errors.push(e);
+                JobSettings::default()
+            }
+        };
+        let error = (!errors.is_empty()).then(|| errors.join("; "));
+        if let Some(error) = &error {
+            tracing::warn!(job = %job.id, "{error}");
+        }
+        Job {
+            job_id: job.id.clone(),
+            input_spec,
+            settings,
+            error,
+        }
     }
 
     /// All jobs, sorted by id.
@@ -191,7 +244,7 @@ mod tests {
         symlink("self", jobs.join("self")).unwrap();
         fs::write(jobs.join("hello.input.json"), "{}").unwrap();
 
-        let catalog = Catalog::new(jobs.clone());
+        let catalog = Catalog::new(jobs.clone(), Duration::from_secs(10));
         let ids: Vec<_> = catalog.list().into_iter().map(|j| j.id).collect();
         assert_eq!(ids, ["hello", "linked/linked-job", "testing/deep/hello"]);
 
@@ -232,22 +285,16 @@ mod tests {
         )
         .unwrap();
         fs::write(dir.path().join("broken.input.json"), "{not json").unwrap();
-        let catalog = Catalog::new(dir.path().to_owned());
+        let catalog = Catalog::new(dir.path().to_owned(), Duration::from_secs(10));
 
-        let greet = catalog.find("greet").unwrap().describe();
+        let greet = catalog.describe(&catalog.find("greet").unwrap());
         assert_eq!(
             serde_json::to_string(&greet.input_spec).unwrap(),
             r#"{"NAME":{},"CITY":{"x":1}}"#
         );
-        assert!(
-            catalog
-                .find("plain")
-                .unwrap()
-                .describe()
-                .input_spec
-                .is_empty()
-        );
-        let broken = catalog.find("broken").unwrap().describe();
+        let plain = catalog.describe(&catalog.find("plain").unwrap());
+        assert!(plain.input_spec.is_empty() && plain.settings.is_empty());
+        let broken = catalog.describe(&catalog.find("broken").unwrap());
         assert!(broken.input_spec.is_empty());
         assert!(broken.error.unwrap().contains("broken.input.json"));
     }

@@ -28,12 +28,24 @@ const NAMES: [(i32, &str); 15] = [
     (15, "SIGTERM"),
 ];
 
+fn known_name(signal: i32) -> Option<&'static str> {
+    NAMES
+        .iter()
+        .find(|(number, _)| *number == signal)
+        .map(|(_, name)| *name)
+}
+
 /// `"signal 9 (SIGKILL)"`.
 pub fn describe(signal: i32) -> String {
-    match NAMES.iter().find(|(number, _)| *number == signal) {
-        Some((_, name)) => format!("signal {signal} ({name})"),
+    match known_name(signal) {
+        Some(name) => format!("signal {signal} ({name})"),
         None => format!("signal {signal}"),
     }
+}
+
+/// `"SIGKILL"`, or `"signal 64"`.
+fn name(signal: i32) -> String {
+    known_name(signal).map_or_else(|| format!("signal {signal}"), str::to_owned)
 }
 
 /// Sends `signal` to every process in the group; a group already gone is not an error.
@@ -81,24 +93,30 @@ async fn wait_until_empty(group: u32, deadline: Instant) -> bool {
     }
 }
 
-/// Cancels a run: asks its process groups to stop (SIGINT), and kills them (SIGKILL)
-/// once `grace` is over. Processes that outlive the run's own (children that ignored
-/// SIGINT) get the rest of the grace period, then are killed too. `exited` resolves
-/// when the run's own process has ended; returns its output and how the run stopped.
-pub async fn stop<F: Future>(groups: &[u32], grace: Duration, exited: F) -> (F::Output, String) {
+/// Stops a run (cancel, timeout): asks its process groups to stop with `signal`, and
+/// kills them (SIGKILL) once `grace` is over. Processes that outlive the run's own
+/// (children that ignored the signal) get the rest of the grace period, then are
+/// killed too. `exited` resolves when the run's own process has ended; returns its
+/// output and how it was stopped ("stopped by SIGINT").
+pub async fn stop<F: Future>(
+    groups: &[u32],
+    signal: Signal,
+    grace: Duration,
+    exited: F,
+) -> (F::Output, String) {
     for group in groups {
-        signal(*group, Signal::INT);
+        self::signal(*group, signal);
     }
     let deadline = Instant::now() + grace;
     let mut exited = std::pin::pin!(exited);
     let stopped = match tokio::time::timeout_at(deadline, &mut exited).await {
-        Ok(output) => (output, "cancelled: stopped by SIGINT".to_owned()),
+        Ok(output) => (output, format!("stopped by {}", name(signal.as_raw()))),
         Err(_) => {
             for group in groups {
-                signal(*group, Signal::KILL);
+                self::signal(*group, Signal::KILL);
             }
             let how = format!(
-                "cancelled: killed by SIGKILL after {}",
+                "killed by SIGKILL after {}",
                 humantime::format_duration(grace)
             );
             (exited.await, how)
@@ -106,7 +124,7 @@ pub async fn stop<F: Future>(groups: &[u32], grace: Duration, exited: F) -> (F::
     };
     for group in groups {
         if !wait_until_empty(*group, deadline).await {
-            signal(*group, Signal::KILL);
+            self::signal(*group, Signal::KILL);
         }
     }
     stopped

@@ -3,10 +3,15 @@
 //! A run is in exactly one place at a time, waiting or active, and moves between them
 //! under one lock, so a cancel either takes a waiting run out of the queue (and ends
 //! it itself) or signals the worker that holds it; never both, never neither.
+//!
+//! A job's `concurrency` limits how many of its runs are active at once. A worker
+//! takes the oldest waiting run whose job has room, so a job at its limit never holds
+//! up the runs of other jobs.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use servitor_shared::InputValues;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -18,13 +23,19 @@ pub struct Ticket {
     pub key: RunKey,
     /// Cancelled when someone asks to cancel the run.
     pub cancel: CancellationToken,
+    /// How many runs of the job may be active at once (`None`: no limit).
+    pub limit: Option<u32>,
+    /// Secret input values: given to the job, kept only here, never on disk.
+    pub secrets: InputValues,
 }
 
 impl Ticket {
-    pub fn new(job: &str, id: u64) -> Self {
+    pub fn new(job: &str, id: u64, limit: Option<u32>) -> Self {
         Self {
             key: (job.to_owned(), id),
             cancel: CancellationToken::new(),
+            limit,
+            secrets: InputValues::new(),
         }
     }
 }
@@ -32,13 +43,28 @@ impl Ticket {
 #[derive(Default)]
 pub struct RunQueue {
     state: Mutex<State>,
-    added: Notify,
+    /// Wakes a worker: a run was added, or one ended and may have made room.
+    changed: Notify,
 }
 
 #[derive(Default)]
 struct State {
     waiting: VecDeque<Ticket>,
     active: HashMap<RunKey, CancellationToken>,
+    /// Runs of `on_busy: skip` jobs admitted but not queued yet, per job.
+    reserved: HashMap<String, usize>,
+}
+
+impl State {
+    fn active_of(&self, job: &str) -> usize {
+        self.active.keys().filter(|(j, _)| j == job).count()
+    }
+
+    fn has_room(&self, ticket: &Ticket) -> bool {
+        ticket
+            .limit
+            .is_none_or(|limit| self.active_of(&ticket.key.0) < limit as usize)
+    }
 }
 
 /// What a cancel request found.
@@ -52,10 +78,22 @@ pub enum Cancelled {
     NotHere,
 }
 
+/// The job already has `concurrency` runs queued or running.
+#[derive(Debug)]
+pub struct Busy;
+
+/// Room held for one run of a job while it is being recorded; freed when dropped
+/// unless the run is queued with `queue`.
+pub struct Reservation<'a> {
+    queue: &'a RunQueue,
+    /// Taken when the run is queued.
+    job: Option<String>,
+}
+
 impl RunQueue {
     pub fn push(&self, ticket: Ticket) {
         self.lock().waiting.push_back(ticket);
-        self.added.notify_one();
+        self.changed.notify_one();
     }
 
     /// Puts runs ahead of everything waiting, in the given order (restart recovery).
@@ -68,28 +106,47 @@ impl RunQueue {
             }
         }
         for _ in 0..count {
-            self.added.notify_one();
+            self.changed.notify_one();
         }
     }
 
-    /// Waits for the oldest waiting run and marks it active.
+    /// Holds room for a run of `job` if fewer than `limit` are queued, running or
+    /// being recorded; the check and the hold are one step, so two requests cannot
+    /// both take the last place.
+    pub fn reserve(&self, job: &str, limit: u32) -> Result<Reservation<'_>, Busy> {
+        let mut state = self.lock();
+        let taken = state.active_of(job)
+            + state.waiting.iter().filter(|t| t.key.0 == job).count()
+            + state.reserved.get(job).copied().unwrap_or(0);
+        if taken >= limit as usize {
+            return Err(Busy);
+        }
+        *state.reserved.entry(job.to_owned()).or_default() += 1;
+        Ok(Reservation {
+            queue: self,
+            job: Some(job.to_owned()),
+        })
+    }
+
+    /// Waits for the oldest waiting run whose job has room, and marks it active.
     pub async fn pop(&self) -> Ticket {
         loop {
-            let added = self.added.notified();
+            let changed = self.changed.notified();
             {
                 let mut state = self.lock();
-                if let Some(ticket) = state.waiting.pop_front() {
+                if let Some(at) = state.waiting.iter().position(|t| state.has_room(t)) {
+                    let ticket = state.waiting.remove(at).expect("position is in range");
                     state
                         .active
                         .insert(ticket.key.clone(), ticket.cancel.clone());
                     if !state.waiting.is_empty() {
                         // Pass the wake-up on: several runs may have arrived at once.
-                        self.added.notify_one();
+                        self.changed.notify_one();
                     }
                     return ticket;
                 }
             }
-            added.await;
+            changed.await;
         }
     }
 
@@ -100,9 +157,13 @@ impl RunQueue {
         token
     }
 
-    /// Forgets a run its worker has finished.
+    /// Forgets a run that has ended; a waiting run of its job may go now.
     pub fn done(&self, key: &RunKey) {
-        self.lock().active.remove(key);
+        let mut state = self.lock();
+        state.active.remove(key);
+        if !state.waiting.is_empty() {
+            self.changed.notify_one();
+        }
     }
 
     pub fn cancel(&self, key: &RunKey) -> Cancelled {
@@ -133,6 +194,37 @@ impl RunQueue {
     }
 }
 
+impl Reservation<'_> {
+    /// Queues the run the room was held for; the room passes to it in one step.
+    pub fn queue(mut self, ticket: Ticket) {
+        {
+            let mut state = self.queue.lock();
+            if let Some(job) = self.job.take() {
+                release(&mut state, &job);
+            }
+            state.waiting.push_back(ticket);
+        }
+        self.queue.changed.notify_one();
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if let Some(job) = self.job.take() {
+            release(&mut self.queue.lock(), &job);
+        }
+    }
+}
+
+fn release(state: &mut State, job: &str) {
+    if let Some(count) = state.reserved.get_mut(job) {
+        *count -= 1;
+        if *count == 0 {
+            state.reserved.remove(job);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,9 +232,12 @@ mod tests {
     #[tokio::test]
     async fn fifo_with_recovered_runs_first_and_cancel() {
         let queue = RunQueue::default();
-        queue.push(Ticket::new("new", 1));
-        queue.push(Ticket::new("new", 2));
-        queue.push_front(vec![Ticket::new("old", 1), Ticket::new("old", 2)]);
+        queue.push(Ticket::new("new", 1, None));
+        queue.push(Ticket::new("new", 2, None));
+        queue.push_front(vec![
+            Ticket::new("old", 1, None),
+            Ticket::new("old", 2, None),
+        ]);
 
         assert!(matches!(
             queue.cancel(&("new".into(), 1)),
@@ -166,6 +261,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_job_at_its_limit_lets_others_pass() {
+        let queue = std::sync::Arc::new(RunQueue::default());
+        queue.push(Ticket::new("deploy", 1, Some(1)));
+        queue.push(Ticket::new("deploy", 2, Some(1)));
+        queue.push(Ticket::new("other", 1, None));
+        assert_eq!(queue.pop().await.key, ("deploy".into(), 1));
+        assert_eq!(
+            queue.pop().await.key,
+            ("other".into(), 1),
+            "deploy #2 waits for #1"
+        );
+
+        let waiter = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.pop().await.key }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        queue.done(&("deploy".into(), 1));
+        assert_eq!(waiter.await.unwrap(), ("deploy".to_owned(), 2));
+    }
+
+    #[test]
+    fn reservations_hold_room_until_dropped_or_queued() {
+        let queue = RunQueue::default();
+        let first = queue.reserve("deploy", 1).unwrap();
+        assert!(queue.reserve("deploy", 1).is_err());
+        assert!(queue.reserve("other", 1).is_ok());
+        drop(first);
+        let again = queue.reserve("deploy", 1).unwrap();
+        again.queue(Ticket::new("deploy", 1, Some(1)));
+        assert!(queue.reserve("deploy", 1).is_err(), "a queued run counts");
+        assert!(queue.reserve("deploy", 2).is_ok());
+    }
+
+    #[tokio::test]
     async fn pop_waits_for_a_push() {
         let queue = std::sync::Arc::new(RunQueue::default());
         let waiter = tokio::spawn({
@@ -173,7 +304,7 @@ mod tests {
             async move { queue.pop().await.key }
         });
         tokio::task::yield_now().await;
-        queue.push(Ticket::new("j", 9));
+        queue.push(Ticket::new("j", 9, None));
         assert_eq!(waiter.await.unwrap(), ("j".to_owned(), 9));
     }
 }

@@ -13,6 +13,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::Arc;
 
+use jiff::Timestamp;
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, getpgid, pidfd_open};
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::process_group;
 use crate::queue::{RunKey, Ticket};
+use crate::retention;
 use crate::store::Unfinished;
 
 /// Re-queues and re-adopts; returns the tasks watching adopted runs.
@@ -30,15 +32,23 @@ pub async fn recover(app: Arc<App>) -> JoinSet<()> {
     let mut adopted = JoinSet::new();
     let scan = Arc::clone(&app);
     let found = tokio::task::spawn_blocking(move || {
-        let unfinished: Vec<(String, Unfinished)> = scan
-            .catalog
-            .list()
-            .into_iter()
-            .flat_map(|job| {
-                let runs = scan.store.unfinished(&job.id);
-                runs.into_iter().map(move |run| (job.id.clone(), run))
-            })
-            .collect();
+        let now = Timestamp::now();
+        let mut unfinished: Vec<(String, Unfinished)> = Vec::new();
+        let mut limits = HashMap::new();
+        let mut removed = Vec::new();
+        for job in scan.catalog.list() {
+            // Loads the job's history: from here on the API answers from memory.
+            let runs = scan.store.unfinished(&job.id);
+            unfinished.extend(runs.into_iter().map(|run| (job.id.clone(), run)));
+            let settings = scan.catalog.settings(&job.id).ok().map(|(_, s)| s);
+            let retention = settings.as_ref().and_then(|s| s.retention);
+            // Without a policy, this only collects what a crash left half-deleted.
+            removed.extend(
+                scan.store
+                    .remove_expired(&job.id, retention.unwrap_or_default(), now),
+            );
+            limits.insert(job.id, settings.and_then(|s| s.concurrency));
+        }
         let alive = if unfinished
             .iter()
             .any(|(_, run)| run.status == ExecutionStatus::Running)
@@ -47,13 +57,14 @@ pub async fn recover(app: Arc<App>) -> JoinSet<()> {
         } else {
             HashMap::new()
         };
-        (unfinished, alive)
+        (unfinished, alive, limits, removed)
     })
     .await;
-    let Ok((unfinished, mut alive)) = found else {
+    let Ok((unfinished, mut alive, limits, removed)) = found else {
         tracing::error!("restart recovery failed");
         return adopted;
     };
+    retention::delete_in_background(removed);
 
     let mut queued = Vec::new();
     for (job, run) in unfinished {
@@ -99,7 +110,10 @@ pub async fn recover(app: Arc<App>) -> JoinSet<()> {
     app.queue.push_front(
         queued
             .into_iter()
-            .map(|(_, job, id)| Ticket::new(&job, id))
+            .map(|(_, job, id)| {
+                let limit = limits.get(&job).copied().flatten();
+                Ticket::new(&job, id, limit)
+            })
             .collect(),
     );
     adopted
@@ -129,8 +143,9 @@ async fn watch_adopted(app: Arc<App>, key: RunKey, pids: Vec<i32>, cancel: Cance
             "servitord restarted while this run was running; it was watched until it ended, but its exit code could not be observed".to_owned(),
         ),
         () = cancel.cancelled() => {
-            let ((), how) = process_group::stop(&groups, app.runner.stop_grace(), all_exited(pidfds)).await;
-            (ExecutionStatus::Cancelled, how)
+            let (signal, grace) = app.catalog.cancel_stop(job);
+            let ((), how) = process_group::stop(&groups, signal, grace, all_exited(pidfds)).await;
+            (ExecutionStatus::Cancelled, format!("cancelled: {how}"))
         }
     };
     tracing::info!(job, execution = id, status = %status, "adopted run finished");

@@ -8,51 +8,54 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use servitor_shared::inputs::SECRET_MASK;
 use servitor_shared::{ExecutionStatus, InputValues, RunResult};
 use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::process_group;
+use crate::catalog::Catalog;
+use crate::process_group::{self, Signal};
 use crate::queue::{RunQueue, Ticket};
+use crate::retention;
+use crate::settings::Settings;
+use crate::state_files::TIMED_OUT;
 use crate::store::Store;
 
 pub struct Runner {
     store: Arc<Store>,
     queue: Arc<RunQueue>,
+    catalog: Arc<Catalog>,
     /// `<wd>`, given to jobs as `SERVITOR_ROOT`.
     root: PathBuf,
-    jobs_dir: PathBuf,
-    /// How long a cancelled run may take to stop before its process group is killed.
-    stop_grace: Duration,
+}
+
+/// Why a started process was stopped before it ended by itself.
+enum Stopped {
+    Cancelled,
+    TimedOut(Duration),
 }
 
 /// How a started process ended.
 struct Ending {
     status: io::Result<ExitStatus>,
-    /// The run was cancelled, and how it was stopped.
-    cancelled: Option<String>,
+    /// Why it was stopped, and how ("stopped by SIGINT").
+    stopped: Option<(Stopped, String)>,
 }
 
 impl Runner {
     pub fn new(
         store: Arc<Store>,
         queue: Arc<RunQueue>,
+        catalog: Arc<Catalog>,
         root: PathBuf,
-        jobs_dir: PathBuf,
-        stop_grace: Duration,
     ) -> Self {
         Self {
             store,
             queue,
+            catalog,
             root,
-            jobs_dir,
-            stop_grace,
         }
-    }
-
-    pub fn stop_grace(&self) -> Duration {
-        self.stop_grace
     }
 
     /// Starts `count` workers. They stop taking runs once `shutdown` is cancelled and
@@ -91,11 +94,20 @@ impl Runner {
 
     /// Ends a run that never started because it was cancelled while queued.
     pub fn end_unstarted(&self, job: &str, id: u64) {
+        self.fail_to_start(
+            job,
+            id,
+            ExecutionStatus::Cancelled,
+            "cancelled before it started".into(),
+        );
+    }
+
+    fn fail_to_start(&self, job: &str, id: u64, status: ExecutionStatus, message: String) {
         let result = RunResult {
             exit_code: -1,
-            message: "cancelled before it started".into(),
+            message,
         };
-        self.finish(job, id, ExecutionStatus::Cancelled, result);
+        self.finish(job, id, status, result);
     }
 
     async fn execute(&self, ticket: Ticket) {
@@ -103,21 +115,41 @@ impl Runner {
         if ticket.cancel.is_cancelled() {
             return self.end_unstarted(job, id);
         }
-        let inputs = self
+        // Read now, so that edited settings apply from the next run on.
+        let settings = match self.catalog.settings(job) {
+            Ok((_, settings)) => settings,
+            Err(e) => {
+                tracing::warn!(job, execution = id, "cannot start: {e}");
+                return self.fail_to_start(
+                    job,
+                    id,
+                    ExecutionStatus::Failure,
+                    format!("cannot start: {e}"),
+                );
+            }
+        };
+        let mut inputs = self
             .store
             .get(job, id)
             .map(|e| e.input_values)
             .unwrap_or_default();
+        inputs.extend(ticket.secrets.clone());
+        if let Some(name) = inputs
+            .iter()
+            .find(|(_, v)| *v == SECRET_MASK)
+            .map(|(k, _)| k)
+        {
+            let message = format!(
+                "cannot start: the secret input {name} is not kept across a restart of servitord"
+            );
+            return self.fail_to_start(job, id, ExecutionStatus::Failure, message);
+        }
         let started = Instant::now();
-        let child = match self.spawn(job, id, &inputs) {
+        let child = match self.spawn(job, id, &inputs, &settings) {
             Ok(child) => child,
             Err(e) => {
                 tracing::warn!(job, execution = id, "could not start: {e}");
-                let result = RunResult {
-                    exit_code: -1,
-                    message: os_message(&e),
-                };
-                return self.finish(job, id, ExecutionStatus::Failure, result);
+                return self.fail_to_start(job, id, ExecutionStatus::Failure, os_message(&e));
             }
         };
         tracing::info!(job, execution = id, pid = child.id(), "run started");
@@ -125,41 +157,8 @@ impl Runner {
             tracing::error!(job, execution = id, "cannot save the running status: {e}");
         }
 
-        let ending = self.supervise(child, &ticket.cancel).await;
-        let (status, result) = match (ending.status, ending.cancelled) {
-            (Err(e), _) => (
-                ExecutionStatus::Failure,
-                RunResult {
-                    exit_code: -1,
-                    message: format!("lost track of the process: {}", os_message(&e)),
-                },
-            ),
-            (Ok(exit), Some(how)) => (
-                ExecutionStatus::Cancelled,
-                RunResult {
-                    exit_code: exit_code(exit),
-                    message: how,
-                },
-            ),
-            (Ok(exit), None) => {
-                let status = if exit.success() {
-                    ExecutionStatus::Success
-                } else {
-                    ExecutionStatus::Failure
-                };
-                let message = match exit.signal() {
-                    Some(signal) => format!("killed by {}", process_group::describe(signal)),
-                    None => String::new(),
-                };
-                (
-                    status,
-                    RunResult {
-                        exit_code: exit_code(exit),
-                        message,
-                    },
-                )
-            }
-        };
+        let ending = self.supervise(child, &ticket.cancel, &settings).await;
+        let (status, result) = outcome(ending);
         tracing::info!(
             job,
             execution = id,
@@ -169,6 +168,9 @@ impl Runner {
             "run finished"
         );
         self.finish(job, id, status, result);
+        if let Some(policy) = settings.retention {
+            retention::prune_in_background(&self.store, job, policy);
+        }
     }
 
     fn finish(&self, job: &str, id: u64, status: ExecutionStatus, result: RunResult) {
@@ -179,7 +181,13 @@ impl Runner {
 
     /// Starts the job file directly, in its own folder and process group, with its
     /// output going straight to the log file (a daemon crash cannot lose any of it).
-    fn spawn(&self, job: &str, id: u64, inputs: &InputValues) -> io::Result<Child> {
+    fn spawn(
+        &self,
+        job: &str,
+        id: u64,
+        inputs: &InputValues,
+        settings: &Settings,
+    ) -> io::Result<Child> {
         let log_path = self.store.log_path(job, id);
         let log = open_log(&log_path).map_err(|e| {
             io::Error::new(
@@ -191,7 +199,7 @@ impl Runner {
                 ),
             )
         })?;
-        let path = self.jobs_dir.join(job);
+        let path = self.catalog.jobs_dir().join(job);
         let folder = path.parent().expect("a job lies inside config/jobs");
         let mut command = Command::new(&path);
         command
@@ -200,27 +208,83 @@ impl Runner {
             .stderr(log.try_clone()?)
             .stdout(log)
             .process_group(0)
+            .envs(&settings.env)
             .envs(inputs)
-            // Set last: inputs never override these.
+            // Set last: nothing overrides these.
             .env("SERVITOR_ROOT", &self.root)
             .env("SERVITOR_JOB", job)
             .env("SERVITOR_JOB_EXECUTION", id.to_string());
         command.spawn()
     }
 
-    /// Waits for the process, or stops its whole group when the run is cancelled.
-    async fn supervise(&self, mut child: Child, cancel: &CancellationToken) -> Ending {
+    /// Waits for the process, or stops its whole group when the run is cancelled or
+    /// exceeds its timeout.
+    async fn supervise(
+        &self,
+        mut child: Child,
+        cancel: &CancellationToken,
+        settings: &Settings,
+    ) -> Ending {
         let group = child.id().expect("a child not yet waited for has a pid");
-        tokio::select! {
-            status = child.wait() => return Ending { status, cancelled: None },
-            () = cancel.cancelled() => {}
-        }
-        let (status, how) = process_group::stop(&[group], self.stop_grace, child.wait()).await;
+        let timeout = async {
+            match settings.timeout {
+                Some(timeout) => tokio::time::sleep(timeout).await,
+                None => std::future::pending().await,
+            }
+        };
+        let stopped = tokio::select! {
+            status = child.wait() => return Ending { status, stopped: None },
+            () = cancel.cancelled() => Stopped::Cancelled,
+            () = timeout => Stopped::TimedOut(settings.timeout.unwrap_or_default()),
+        };
+        // The old tool cancelled with SIGINT; a timeout asks with SIGTERM.
+        let signal = settings.stop_signal.unwrap_or(match stopped {
+            Stopped::Cancelled => Signal::INT,
+            Stopped::TimedOut(_) => Signal::TERM,
+        });
+        let (status, how) =
+            process_group::stop(&[group], signal, settings.stop_grace, child.wait()).await;
         Ending {
             status,
-            cancelled: Some(how),
+            stopped: Some((stopped, how)),
         }
     }
+}
+
+/// The status and result a run ends with.
+fn outcome(ending: Ending) -> (ExecutionStatus, RunResult) {
+    let exit = match ending.status {
+        Ok(exit) => exit,
+        Err(e) => {
+            let result = RunResult {
+                exit_code: -1,
+                message: format!("lost track of the process: {}", os_message(&e)),
+            };
+            return (ExecutionStatus::Failure, result);
+        }
+    };
+    let (status, message) = match ending.stopped {
+        Some((Stopped::Cancelled, how)) => {
+            (ExecutionStatus::Cancelled, format!("cancelled: {how}"))
+        }
+        Some((Stopped::TimedOut(after), how)) => (
+            ExecutionStatus::Failure,
+            format!("{TIMED_OUT}{}: {how}", humantime::format_duration(after)),
+        ),
+        None if exit.success() => (ExecutionStatus::Success, String::new()),
+        None => {
+            let message = exit
+                .signal()
+                .map(|signal| format!("killed by {}", process_group::describe(signal)))
+                .unwrap_or_default();
+            (ExecutionStatus::Failure, message)
+        }
+    };
+    let result = RunResult {
+        exit_code: exit_code(exit),
+        message,
+    };
+    (status, result)
 }
 
 fn open_log(path: &std::path::Path) -> io::Result<std::fs::File> {

@@ -11,6 +11,10 @@ pub const RESULT: &str = "result.tsv";
 pub const LOGS_DIR: &str = "logs";
 pub const LOG: &str = "main.txt";
 
+/// How the result message of a run stopped by its timeout begins ("timed out after
+/// 1m 30s: stopped by SIGTERM"); the API's `timed_out` is read from it.
+pub const TIMED_OUT: &str = "timed out after ";
+
 /// `last_execution.txt`: decimal text, surrounding whitespace tolerated.
 pub fn parse_last_execution(text: &str) -> Option<u64> {
     text.trim().parse().ok()

@@ -12,10 +12,13 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use jiff::Timestamp;
 use servitor_shared::{Event, Execution, ExecutionStatus, InputValues, RunResult, StatusChange};
 
 use crate::events::EventBus;
 use crate::ids;
+use crate::retention::{self, REMOVED_PREFIX};
+use crate::settings::Retention;
 use crate::state_files::{self as files, History};
 use crate::timestamp;
 
@@ -32,6 +35,8 @@ struct JobHistory {
     dir: PathBuf,
     last_id: u64,
     executions: BTreeMap<u64, Record>,
+    /// Folders a crash left half-deleted by retention, to delete again.
+    leftovers: Vec<PathBuf>,
 }
 
 /// One execution, as read from or written to its folder.
@@ -250,11 +255,46 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Moves out of sight the finished executions `policy` lets go, and returns their
+    /// folders for deleting (with what a crash left half-deleted).
+    pub fn remove_expired(&self, job: &str, policy: Retention, now: Timestamp) -> Vec<PathBuf> {
+        self.with_history(job, |history| {
+            let expired: Vec<u64> = history
+                .executions
+                .iter()
+                .rev()
+                .enumerate()
+                .filter(|(rank, (_, record))| {
+                    record.status().is_terminal()
+                        && retention::expired(policy, *rank, record.ended_at(), now)
+                })
+                .map(|(_, (id, _))| *id)
+                .collect();
+            let mut moved = std::mem::take(&mut history.leftovers);
+            for id in expired {
+                let hidden = history.dir.join(format!("{REMOVED_PREFIX}{id}"));
+                match fs::rename(history.dir.join(id.to_string()), &hidden) {
+                    Ok(()) => {
+                        history.executions.remove(&id);
+                        moved.push(hidden);
+                    }
+                    Err(e) => {
+                        tracing::warn!(job, execution = id, "cannot remove an old execution: {e}")
+                    }
+                }
+            }
+            moved
+        })
+    }
+}
+
 impl JobHistory {
     fn load(job: &str, dir: PathBuf) -> Self {
         let mut history = Self {
             last_id: 0,
             executions: BTreeMap::new(),
+            leftovers: Vec::new(),
             dir,
         };
         let entries = match fs::read_dir(&history.dir) {
@@ -281,6 +321,7 @@ impl JobHistory {
                     }
                     history.executions.insert(id, record);
                 }
+                _ if name.starts_with(REMOVED_PREFIX) => history.leftovers.push(entry.path()),
                 _ if name == files::LAST_EXECUTION || name.starts_with('.') => {}
                 _ => {
                     tracing::warn!(job, entry = %name, "ignoring a stray entry among the executions")
@@ -355,6 +396,12 @@ impl Record {
             .map_or(ExecutionStatus::Unknown, |c| c.status)
     }
 
+    /// When the run ended, if it has and its timestamp reads.
+    fn ended_at(&self) -> Option<Timestamp> {
+        let last = self.history.last().filter(|c| c.status.is_terminal())?;
+        last.timestamp.parse().ok()
+    }
+
     fn describe(&self, id: u64) -> Execution {
         Execution {
             execution_id: id.to_string(),
@@ -362,6 +409,11 @@ impl Record {
             status_history: self.history.clone(),
             result: self.result.clone(),
             input_values: self.inputs.clone(),
+            timed_out: self.status() == ExecutionStatus::Failure
+                && self
+                    .result
+                    .as_ref()
+                    .is_some_and(|r| r.message.starts_with(files::TIMED_OUT)),
             error: (!self.problems.is_empty()).then(|| self.problems.join("; ")),
         }
     }

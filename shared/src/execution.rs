@@ -90,6 +90,9 @@ pub struct Execution {
     /// `null` until the run has ended.
     pub result: Option<RunResult>,
     pub input_values: InputValues,
+    /// The run was stopped because it exceeded its `timeout` (additive; absent otherwise).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timed_out: bool,
     /// What is damaged in this execution's state on disk (additive; absent when all is well).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

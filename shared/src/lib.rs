@@ -7,8 +7,11 @@
 pub mod api;
 mod event;
 mod execution;
+pub mod inputs;
 mod job;
+mod settings;
 
 pub use event::Event;
 pub use execution::{Execution, ExecutionStatus, InputValues, RunResult, StatusChange};
 pub use job::{InputSpec, Job};
+pub use settings::{JobSettings, OnBusy, Retention};

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use comfy_table::{Cell, Table};
 use servitor_shared::api::JOBS_GET_LIST;
-use servitor_shared::{Execution, Job};
+use servitor_shared::{Execution, Job, JobSettings, OnBusy};
 
 use super::latest;
 use crate::client::Client;
@@ -22,7 +22,7 @@ pub async fn run(client: &Client, tree: bool, json: bool) -> Result<ExitCode, Cl
         let last = latest(client, &job.job_id).await?;
         rows.push((job, last));
     }
-    let mut table = output::table(&["JOB", "INPUTS", "LAST RUN", "STATUS", "WHEN"]);
+    let mut table = output::table(&["JOB", "INPUTS", "SETTINGS", "LAST RUN", "STATUS", "WHEN"]);
     let color = output::color();
     let mut folders: Vec<&str> = Vec::new();
     for (job, last) in &rows {
@@ -61,7 +61,11 @@ fn add_row(table: &mut Table, name: String, job: &Job, last: Option<&Execution>,
             .collect::<Vec<_>>()
             .join(", "),
     };
-    let mut row = vec![Cell::new(name), Cell::new(inputs)];
+    let mut row = vec![
+        Cell::new(name),
+        Cell::new(inputs),
+        Cell::new(summary(&job.settings)),
+    ];
     if let Some(last) = last {
         let when = last
             .status_history
@@ -78,4 +82,49 @@ fn add_row(table: &mut Table, name: String, job: &Job, last: Option<&Execution>,
         row.push(Cell::new("-"));
     }
     table.add_row(row);
+}
+
+/// The settings that matter at a glance: `timeout 2h, at most 1 (skip), keep 100 / 30d`.
+fn summary(settings: &JobSettings) -> String {
+    let mut parts = Vec::new();
+    if let Some(timeout) = &settings.timeout {
+        parts.push(format!("timeout {timeout}"));
+    }
+    if let Some(limit) = settings.concurrency {
+        let skip = if settings.on_busy == Some(OnBusy::Skip) {
+            " (skip)"
+        } else {
+            ""
+        };
+        parts.push(format!("at most {limit}{skip}"));
+    }
+    if let Some(retention) = &settings.retention {
+        let rules: Vec<String> = [
+            retention.keep_last.map(|n| n.to_string()),
+            retention.max_age.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !rules.is_empty() {
+            parts.push(format!("keep {}", rules.join(" / ")));
+        }
+    }
+    parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn summarises_settings() {
+        let settings = serde_json::from_str(
+            r#"{"timeout": "2h", "concurrency": 1, "on_busy": "skip", "retention": {"keep_last": 100, "max_age": "30d"}, "env": {"A": "1"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            super::summary(&settings),
+            "timeout 2h, at most 1 (skip), keep 100 / 30d"
+        );
+        assert_eq!(super::summary(&Default::default()), "");
+    }
 }

@@ -1,13 +1,13 @@
 //! `run`: start a run; with `--wait`, wait for it and exit with the job's exit code.
 
-use std::collections::HashSet;
 use std::process::ExitCode;
 
 use servitor_shared::api::{
     EXECUTIONS_GET, JOBS_GET, JOBS_RUN, PARAM_EXECUTION_ID, PARAM_INPUT_VALUE_PREFIX, PARAM_JOB_ID,
     RunAccepted,
 };
-use servitor_shared::{Event, Execution, ExecutionStatus, Job};
+use servitor_shared::inputs;
+use servitor_shared::{Event, Execution, ExecutionStatus, InputValues, Job};
 
 use super::events::EventStream;
 use super::logs::copy_log;
@@ -49,42 +49,40 @@ pub async fn run(client: &Client, run: Run) -> Result<ExitCode, CliError> {
     Ok(exit_code(&execution))
 }
 
-/// Refuses, before anything starts, inputs the job does not take and missing
-/// required ones, naming the inputs it does take.
+/// Refuses, before anything starts, inputs the job does not take, missing required
+/// ones and values not among an input's choices, naming the inputs it does take.
 fn check_inputs(job: &Job, given: &[(String, String)]) -> Result<(), CliError> {
     let spec = &job.input_spec;
     let takes = || {
         if spec.is_empty() {
             return format!("job {} takes no inputs", job.job_id);
         }
-        let names: Vec<String> = spec
+        let names: Vec<String> = inputs::fields(spec)
+            .unwrap_or_default()
             .iter()
-            .map(|(name, field)| match field.get("required") {
-                Some(serde_json::Value::Bool(true)) => format!("{name} (required)"),
-                _ => name.clone(),
+            .map(|(name, field)| match field.required {
+                true => format!("{name} (required)"),
+                false => (*name).to_owned(),
             })
             .collect();
         format!("the inputs of {} are: {}", job.job_id, names.join(", "))
     };
-    let mut seen = HashSet::new();
-    for (key, _) in given {
+    let mut values = InputValues::new();
+    for (key, value) in given {
         if !spec.contains_key(key) {
             return Err(CliError::Invalid(format!(
                 "unknown input {key}: {}",
                 takes()
             )));
         }
-        if !seen.insert(key) {
+        if values.insert(key.clone(), value.clone()).is_some() {
             return Err(CliError::Invalid(format!("input {key} is given twice")));
         }
     }
-    for (name, field) in spec {
-        if field.get("required") == Some(&serde_json::Value::Bool(true)) && !seen.contains(name) {
-            return Err(CliError::Invalid(format!(
-                "missing required input {name}: {}",
-                takes()
-            )));
-        }
+    // A broken spec is servitord's to explain.
+    if inputs::fields(spec).is_ok() {
+        inputs::resolve(spec, &values)
+            .map_err(|e| CliError::Invalid(format!("{e}: {}", takes())))?;
     }
     Ok(())
 }
@@ -170,6 +168,7 @@ mod tests {
                 message: String::new(),
             }),
             input_values: Default::default(),
+            timed_out: false,
             error: None,
         }
     }
@@ -228,5 +227,15 @@ mod tests {
                 .starts_with("missing required input NAME")
         );
         assert!(check_inputs(&job, &given(&[("NAME", "a"), ("NAME", "b")])).is_err());
+        let choosy: Job = serde_json::from_str(
+            r#"{"job_id": "deploy", "input_spec": {"ENV": {"choices": ["staging", "production"]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            check_inputs(&choosy, &given(&[("ENV", "qa")]))
+                .unwrap_err()
+                .to_string(),
+            "input ENV must be one of: staging, production: the inputs of deploy are: ENV"
+        );
     }
 }

@@ -33,6 +33,9 @@ fn describe(job: &str, execution: &Execution) -> String {
     if let Some(duration) = output::run_time(execution) {
         let _ = writeln!(text, "Duration:   {}", output::short_duration(duration));
     }
+    if execution.timed_out {
+        let _ = writeln!(text, "Timed out:  yes");
+    }
     if let Some(result) = &execution.result {
         let _ = writeln!(text, "Exit code:  {}", result.exit_code);
         if !result.message.is_empty() {

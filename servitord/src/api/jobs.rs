@@ -4,73 +4,92 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use servitor_shared::InputValues;
 use servitor_shared::api::{
     PARAM_INPUT_VALUE_PREFIX, RESERVED_ENV_PREFIX, RunAccepted, STATUS_SUCCESS,
 };
+use servitor_shared::inputs::{self, SECRET_MASK};
+use servitor_shared::{InputValues, OnBusy};
 
 use super::body::IgnoredBody;
 use super::params::Params;
 use super::{ApiError, find_job, json};
 use crate::app::App;
-use crate::queue::Ticket;
+use crate::queue::{Busy, Ticket};
 
 pub async fn list(State(app): State<Arc<App>>) -> Response {
     let jobs: Vec<_> = app
         .catalog
         .list()
         .iter()
-        .map(|job| job.describe())
+        .map(|job| app.catalog.describe(job))
         .collect();
     json(&jobs)
 }
 
 pub async fn get(State(app): State<Arc<App>>, params: Params) -> Result<Response, ApiError> {
-    Ok(json(&find_job(&app, &params)?.describe()))
+    Ok(json(&app.catalog.describe(&find_job(&app, &params)?)))
 }
 
-/// Records a run as `created` and queues it. Only inputs named in the job's spec are
-/// kept; none may set a `SERVITOR_*` variable.
+/// Records a run as `created` and queues it. The inputs are checked against the job's
+/// spec (required ones, choices), defaults filled in, and inputs the spec does not name
+/// dropped, as the old tool did; none may set a `SERVITOR_*` variable. Secret values
+/// reach the job but are stored masked.
 pub async fn run(
     State(app): State<Arc<App>>,
     params: Params,
     _body: IgnoredBody,
 ) -> Result<Response, ApiError> {
     let job = find_job(&app, &params)?;
-    let spec = job.input_spec().map_err(|e| {
-        ApiError::Conflict(format!(
-            "job {:?} cannot run until its input spec is fixed: {e}",
-            job.id
-        ))
-    })?;
-    let mut inputs = InputValues::new();
+    let mut given = InputValues::new();
     for (key, value) in params.with_prefix(PARAM_INPUT_VALUE_PREFIX) {
         if key.starts_with(RESERVED_ENV_PREFIX) {
             return Err(ApiError::BadRequest(format!(
                 "input {key} is refused: inputs may not set {RESERVED_ENV_PREFIX}* variables"
             )));
         }
-        if !spec.contains_key(key) {
-            continue;
-        }
-        if key.is_empty() || key.contains(['=', '\0']) {
-            return Err(ApiError::BadRequest(format!(
-                "input name {key:?} cannot be an environment variable"
-            )));
-        }
-        if value.contains('\0') {
-            return Err(ApiError::BadRequest(format!(
-                "input {key} contains a NUL byte"
-            )));
-        }
-        inputs.insert(key.to_owned(), value.to_owned());
+        given.insert(key.to_owned(), value.to_owned());
     }
+    let (spec, settings) = app.catalog.run_config(&job).map_err(|e| {
+        ApiError::Conflict(format!(
+            "job {:?} cannot run until this is fixed: {e}",
+            job.id
+        ))
+    })?;
+    let mut stored = inputs::resolve(&spec, &given).map_err(ApiError::BadRequest)?;
+    let mut secrets = InputValues::new();
+    for (name, field) in inputs::fields(&spec).map_err(ApiError::Conflict)? {
+        if field.secret
+            && let Some(value) = stored.get_mut(name)
+        {
+            secrets.insert(
+                name.to_owned(),
+                std::mem::replace(value, SECRET_MASK.to_owned()),
+            );
+        }
+    }
+    // `on_busy: skip` refuses a run while the job has `concurrency` runs already.
+    let reservation = match (settings.on_busy, settings.concurrency) {
+        (OnBusy::Skip, Some(limit)) => Some(app.queue.reserve(&job.id, limit).map_err(|Busy| {
+            ApiError::Conflict(format!(
+                "job {:?} is busy: {limit} of its runs are already queued or running (on_busy: skip)",
+                job.id
+            ))
+        })?),
+        _ => None,
+    };
     app.store.preload(&job.id).await;
     let id = app
         .store
-        .create(&job.id, inputs)
+        .create(&job.id, stored)
         .map_err(|e| ApiError::Internal(format!("cannot record a run of {:?}: {e}", job.id)))?;
-    app.queue.push(Ticket::new(&job.id, id));
+    let ticket = Ticket {
+        secrets,
+        ..Ticket::new(&job.id, id, settings.concurrency)
+    };
+    match reservation {
+        Some(reservation) => reservation.queue(ticket),
+        None => app.queue.push(ticket),
+    }
     tracing::info!(job = %job.id, execution = id, "run queued");
     Ok(json(&RunAccepted {
         status: STATUS_SUCCESS.to_owned(),

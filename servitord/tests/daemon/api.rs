@@ -25,7 +25,7 @@ fn the_job_list_is_sorted_and_carries_input_specs() {
         .job("a/b", &sh("true"))
         .input_spec(
             "a/b",
-            r#"{"NAME": {}, "CITY": {"default": "Paris", "choices": [1, 2]}}"#,
+            r#"{"NAME": {}, "CITY": {"default": "Paris", "x-order": [1, 2]}}"#,
         )
         .job_with_mode("notes.txt", "not a job", 0o644)
         .job_with_mode("a/readable-only", &sh("true"), 0o444);
@@ -48,7 +48,7 @@ fn the_job_list_is_sorted_and_carries_input_specs() {
     // The spec is passed on as written, fields and order included.
     assert!(
         answer.text().starts_with(
-            r#"[{"job_id":"a/b","input_spec":{"NAME":{},"CITY":{"default":"Paris","choices":[1,2]}}},"#
+            r#"[{"job_id":"a/b","input_spec":{"NAME":{},"CITY":{"default":"Paris","x-order":[1,2]}}},"#
         ),
         "{}",
         answer.text()

@@ -149,7 +149,11 @@ fn a_broken_input_spec_stays_local_and_blocks_only_its_job() {
     let message = daemon
         .post("/api/jobs/run?job_id=broken")
         .error_message(409);
-    assert!(message.contains("input spec"), "{message}");
+    assert!(
+        message.contains("cannot run until this is fixed"),
+        "{message}"
+    );
+    assert!(message.contains("broken.input.json"), "{message}");
     assert!(!wd.join("state/jobs/broken").exists());
 
     let id = daemon.run("fine", &[("NAME", "ok")]);

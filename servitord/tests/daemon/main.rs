@@ -15,6 +15,7 @@ mod process;
 mod requests;
 mod restart;
 mod runs;
+mod settings;
 mod ui;
 
 use servitor_shared::{Execution, ExecutionStatus};
