@@ -95,6 +95,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show whether servitord is up: version, uptime, workdir, jobs, running, queued.
+    Status {
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the web UI on a loopback TCP port, bridged to the socket.
     Ui {
         /// Address to listen on.

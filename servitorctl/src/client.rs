@@ -60,6 +60,13 @@ impl Client {
         self.read_json(response).await
     }
 
+    /// A `GET` whose answer is JSON of type `T` whatever its status code (`/api/health`
+    /// answers `503` while the daemon starts).
+    pub async fn get_any<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        let response = self.request(Method::GET, path, &[]).await?;
+        self.read_json(response).await
+    }
+
     /// Whether a `GET` of `path` succeeds.
     pub async fn serves(&self, path: &str) -> Result<bool, CliError> {
         match self.send(Method::GET, path, &[]).await {
@@ -89,33 +96,14 @@ impl Client {
         }
     }
 
+    /// Sends a request; any answer but a success becomes `Refused` with its message.
     async fn send(
         &self,
         method: Method,
         path: &str,
         query: Query<'_>,
     ) -> Result<Response<Incoming>, CliError> {
-        let uri: hyper::Uri =
-            hyperlocal::Uri::new(&self.socket, &path_and_query(path, query)).into();
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .body(Empty::new())
-            .map_err(|e| CliError::Other(format!("cannot build a request: {e}")))?;
-        let response = self.http.request(request).await.map_err(|e| {
-            let reason = root_cause(&e);
-            if e.is_connect() {
-                CliError::Unreachable {
-                    socket: self.socket.clone(),
-                    reason,
-                }
-            } else {
-                CliError::Lost {
-                    socket: self.socket.clone(),
-                    reason,
-                }
-            }
-        })?;
+        let response = self.request(method, path, query).await?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -130,6 +118,36 @@ impl Client {
             .map(|error| error.message)
             .unwrap_or_else(|_| format!("servitord answered {status}"));
         Err(CliError::Refused { message })
+    }
+
+    /// Sends a request and returns whatever servitord answers.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: Query<'_>,
+    ) -> Result<Response<Incoming>, CliError> {
+        let uri: hyper::Uri =
+            hyperlocal::Uri::new(&self.socket, &path_and_query(path, query)).into();
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Empty::new())
+            .map_err(|e| CliError::Other(format!("cannot build a request: {e}")))?;
+        self.http.request(request).await.map_err(|e| {
+            let reason = root_cause(&e);
+            if e.is_connect() {
+                CliError::Unreachable {
+                    socket: self.socket.clone(),
+                    reason,
+                }
+            } else {
+                CliError::Lost {
+                    socket: self.socket.clone(),
+                    reason,
+                }
+            }
+        })
     }
 
     async fn read_json<T: DeserializeOwned>(

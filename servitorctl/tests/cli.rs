@@ -712,3 +712,33 @@ fn settings_show_in_jobs_and_a_skipped_run_exits_non_zero() {
     assert!(skipped.stderr.contains("is busy"), "{}", skipped.stderr);
     wd.open_gate("gate");
 }
+
+#[test]
+fn status_summarises_the_daemon() {
+    let wd = jobs_workdir();
+    let daemon = wd.start();
+    wait_until("the daemon to be ready", TIMEOUT, || {
+        daemon.get("/api/health").status == 200
+    });
+    let text = ctl(&daemon, &["status"]).ok().out();
+    assert!(
+        text.starts_with(&format!(
+            "servitord {} (ok), up ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("workdir:  {}\n", wd.path().display())),
+        "{text}"
+    );
+    assert!(text.contains("jobs:     4\n"), "{text}");
+    let health: servitor_shared::api::Health =
+        serde_json::from_slice(&ctl(&daemon, &["status", "--json"]).ok().stdout).unwrap();
+    assert_eq!(health.jobs, 4);
+    let version = run_to_end(Command::new(binary("servitorctl")).arg("--version")).ok();
+    assert_eq!(
+        version.out(),
+        format!("servitorctl {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}

@@ -5,8 +5,10 @@ mod api;
 mod app;
 mod catalog;
 mod events;
+mod hooks;
 mod ids;
 mod log_follow;
+mod metrics;
 mod process_group;
 mod queue;
 mod recovery;
@@ -42,6 +44,8 @@ pub struct Config {
     pub stop_grace: Duration,
     /// Folder of the web UI's static files; no UI when `None`.
     pub ui_root: Option<PathBuf>,
+    /// How long a hook may run before it is stopped.
+    pub hook_timeout: Duration,
 }
 
 impl Config {
@@ -81,6 +85,8 @@ pub async fn run(
         async move {
             let adopted = recovery::recover(Arc::clone(&app)).await;
             let workers = app.runner.spawn_workers(workers, app.shutdown.clone());
+            app.ready.store(true, std::sync::atomic::Ordering::Release);
+            tracing::info!("ready: history loaded, workers up");
             (adopted, workers)
         }
     });
@@ -126,6 +132,7 @@ pub async fn run(
             ),
         }
     }
+    app.hooks.wait().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -19,6 +19,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::app::Counted;
 use crate::events::{EventBus, Published};
 use crate::store::Store;
 
@@ -133,6 +134,8 @@ pub struct Follow {
     pub bus: EventBus,
     pub watcher: LogWatcher,
     pub shutdown: CancellationToken,
+    /// Counts this stream among the log followers while it lives.
+    pub _counted: Counted,
 }
 
 impl Follow {

@@ -28,6 +28,9 @@ struct Args {
     // `SERVITOR_UI_ROOT=` (say, in a unit file) means no UI.
     #[arg(long, env = "SERVITOR_UI_ROOT", value_parser = OsStringValueParser::new().map(PathBuf::from))]
     ui_root: Option<PathBuf>,
+    /// How long a hook (config/hooks/on_*) may run before it is stopped.
+    #[arg(long, env = "SERVITOR_HOOK_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    hook_timeout: Duration,
 }
 
 #[tokio::main]
@@ -48,6 +51,7 @@ async fn main() -> ExitCode {
             .map_or_else(Config::default_workers, usize::from),
         stop_grace: args.stop_grace,
         ui_root: args.ui_root.filter(|path| !path.as_os_str().is_empty()),
+        hook_timeout: args.hook_timeout,
     };
     let (stop, stop_requests) = mpsc::unbounded_channel();
     match (

@@ -94,9 +94,8 @@ pub async fn recover(app: Arc<App>) -> JoinSet<()> {
                     exit_code: -1,
                     message: "servitord restarted while this run was running and its process is gone: its outcome is unknown".into(),
                 };
-                if let Err(e) = app.store.finish(&job, id, ExecutionStatus::Failure, result) {
-                    tracing::error!(job, execution = id, "cannot save the end of the run: {e}");
-                }
+                app.runner
+                    .record_end(&job, id, ExecutionStatus::Failure, result, None);
             }
         }
     }
@@ -153,9 +152,7 @@ async fn watch_adopted(app: Arc<App>, key: RunKey, pids: Vec<i32>, cancel: Cance
         exit_code: -1,
         message,
     };
-    if let Err(e) = app.store.finish(job, id, status, result) {
-        tracing::error!(job, execution = id, "cannot save the end of the run: {e}");
-    }
+    app.runner.record_end(job, id, status, result, None);
     app.queue.done(&key);
 }
 
@@ -197,13 +194,16 @@ fn find_run_processes(root: &Path) -> HashMap<RunKey, Vec<i32>> {
             if let Some((name, value)) = pair.split_once('=')
                 && matches!(
                     name,
-                    "SERVITOR_ROOT" | "SERVITOR_JOB" | "SERVITOR_JOB_EXECUTION"
+                    "SERVITOR_ROOT" | "SERVITOR_JOB" | "SERVITOR_JOB_EXECUTION" | "SERVITOR_HOOK"
                 )
             {
                 vars.insert(name.to_owned(), value.to_owned());
             }
         }
-        if vars.get("SERVITOR_ROOT").map(String::as_str) != Some(&*root) {
+        // Hooks carry SERVITOR_JOB too, but are not part of the run.
+        if vars.get("SERVITOR_ROOT").map(String::as_str) != Some(&*root)
+            || vars.contains_key("SERVITOR_HOOK")
+        {
             continue;
         }
         if let (Some(job), Some(Ok(id))) = (

@@ -15,6 +15,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
+use crate::hooks::{Ended, Hooks};
+use crate::metrics::Metrics;
 use crate::process_group::{self, Signal};
 use crate::queue::{RunQueue, Ticket};
 use crate::retention;
@@ -26,6 +28,8 @@ pub struct Runner {
     store: Arc<Store>,
     queue: Arc<RunQueue>,
     catalog: Arc<Catalog>,
+    metrics: Arc<Metrics>,
+    hooks: Arc<Hooks>,
     /// `<wd>`, given to jobs as `SERVITOR_ROOT`.
     root: PathBuf,
 }
@@ -48,12 +52,16 @@ impl Runner {
         store: Arc<Store>,
         queue: Arc<RunQueue>,
         catalog: Arc<Catalog>,
+        metrics: Arc<Metrics>,
+        hooks: Arc<Hooks>,
         root: PathBuf,
     ) -> Self {
         Self {
             store,
             queue,
             catalog,
+            metrics,
+            hooks,
             root,
         }
     }
@@ -107,7 +115,7 @@ impl Runner {
             exit_code: -1,
             message,
         };
-        self.finish(job, id, status, result);
+        self.record_end(job, id, status, result, None);
     }
 
     async fn execute(&self, ticket: Ticket) {
@@ -153,30 +161,50 @@ impl Runner {
             }
         };
         tracing::info!(job, execution = id, pid = child.id(), "run started");
+        self.metrics.run_started(job);
         if let Err(e) = self.store.record_status(job, id, ExecutionStatus::Running) {
             tracing::error!(job, execution = id, "cannot save the running status: {e}");
         }
 
         let ending = self.supervise(child, &ticket.cancel, &settings).await;
+        let ran = started.elapsed();
         let (status, result) = outcome(ending);
         tracing::info!(
             job,
             execution = id,
             status = %status,
             exit_code = result.exit_code,
-            duration_ms = started.elapsed().as_millis() as u64,
+            duration_ms = ran.as_millis() as u64,
             "run finished"
         );
-        self.finish(job, id, status, result);
+        self.record_end(job, id, status, result, Some(ran));
         if let Some(policy) = settings.retention {
             retention::prune_in_background(&self.store, job, policy);
         }
     }
 
-    fn finish(&self, job: &str, id: u64, status: ExecutionStatus, result: RunResult) {
-        if let Err(e) = self.store.finish(job, id, status, result) {
+    /// Records how a run ended (`ran`: how long its process ran, if it started),
+    /// counts it, and tells the hooks. Every end of a run comes through here.
+    pub fn record_end(
+        &self,
+        job: &str,
+        id: u64,
+        status: ExecutionStatus,
+        result: RunResult,
+        ran: Option<Duration>,
+    ) {
+        if let Err(e) = self.store.finish(job, id, status, result.clone()) {
             tracing::error!(job, execution = id, "cannot save the end of the run: {e}");
         }
+        self.metrics.run_finished(job, status, ran);
+        self.hooks.run_ended(Ended {
+            job: job.to_owned(),
+            id,
+            status,
+            result,
+            ran,
+            log: self.store.log_path(job, id),
+        });
     }
 
     /// Starts the job file directly, in its own folder and process group, with its

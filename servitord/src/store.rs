@@ -37,6 +37,9 @@ struct JobHistory {
     executions: BTreeMap<u64, Record>,
     /// Folders a crash left half-deleted by retention, to delete again.
     leftovers: Vec<PathBuf>,
+    /// When a run last ended in success, and in failure (for monitoring).
+    last_success: Option<Timestamp>,
+    last_failure: Option<Timestamp>,
 }
 
 /// One execution, as read from or written to its folder.
@@ -162,6 +165,7 @@ impl Store {
                     .push(format!("could not save status {status}: {e}")),
             }
             record.history.push(change);
+            history.note_end(record_end(&history.executions[&id]));
             self.announce(job, id, status);
             written
         })
@@ -256,6 +260,22 @@ impl Store {
 }
 
 impl Store {
+    /// For every job loaded so far: when its last success and last failure ended.
+    pub fn last_ends(&self) -> Vec<(String, Option<Timestamp>, Option<Timestamp>)> {
+        let slots: Vec<(String, Arc<JobSlot>)> = lock(&self.jobs)
+            .iter()
+            .map(|(job, slot)| (job.clone(), Arc::clone(slot)))
+            .collect();
+        slots
+            .into_iter()
+            .filter_map(|(job, slot)| {
+                let guard = lock(&slot);
+                let history = guard.as_ref()?;
+                Some((job, history.last_success, history.last_failure))
+            })
+            .collect()
+    }
+
     /// Moves out of sight the finished executions `policy` lets go, and returns their
     /// folders for deleting (with what a crash left half-deleted).
     pub fn remove_expired(&self, job: &str, policy: Retention, now: Timestamp) -> Vec<PathBuf> {
@@ -295,6 +315,8 @@ impl JobHistory {
             last_id: 0,
             executions: BTreeMap::new(),
             leftovers: Vec::new(),
+            last_success: None,
+            last_failure: None,
             dir,
         };
         let entries = match fs::read_dir(&history.dir) {
@@ -342,7 +364,23 @@ impl JobHistory {
         };
         let highest = history.executions.keys().next_back().copied();
         history.last_id = saved.max(highest).unwrap_or(0);
+        let ends: Vec<_> = history.executions.values().map(record_end).collect();
+        for end in ends {
+            history.note_end(end);
+        }
         history
+    }
+
+    fn note_end(&mut self, end: Option<(ExecutionStatus, Timestamp)>) {
+        let last = match end {
+            Some((ExecutionStatus::Success, _)) => &mut self.last_success,
+            Some((ExecutionStatus::Failure, _)) => &mut self.last_failure,
+            _ => return,
+        };
+        let time = end.map(|(_, time)| time);
+        if *last < time {
+            *last = time;
+        }
     }
 }
 
@@ -417,6 +455,11 @@ impl Record {
             error: (!self.problems.is_empty()).then(|| self.problems.join("; ")),
         }
     }
+}
+
+/// How and when a record's run ended, if it has.
+fn record_end(record: &Record) -> Option<(ExecutionStatus, Timestamp)> {
+    Some((record.status(), record.ended_at()?))
 }
 
 fn new_change(status: ExecutionStatus) -> StatusChange {

@@ -10,6 +10,10 @@ pub const EXECUTIONS_GET: &str = "/api/jobs/executions/get";
 pub const EXECUTIONS_CANCEL: &str = "/api/jobs/executions/cancel";
 pub const EXECUTIONS_LOGS_GET: &str = "/api/jobs/executions/logs/get";
 pub const EVENTS: &str = "/api/events";
+/// Added by Servitor: readiness and a summary (`Health`).
+pub const HEALTH: &str = "/api/health";
+/// Added by Servitor: Prometheus metrics.
+pub const METRICS: &str = "/metrics";
 
 /// Query parameter naming a job.
 pub const PARAM_JOB_ID: &str = "job_id";
@@ -57,4 +61,19 @@ impl Acknowledged {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub message: String,
+}
+
+/// Answer of `GET /api/health`: `200` once the daemon is ready (history loaded,
+/// workers up), `503` with `"status": "starting"` before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// `"ok"` or `"starting"`.
+    pub status: String,
+    pub version: String,
+    pub uptime_seconds: f64,
+    pub workdir: String,
+    pub jobs: usize,
+    pub running: usize,
+    pub queued: usize,
+    pub workers: usize,
 }

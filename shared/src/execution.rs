@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where an execution is in its lifecycle:
 /// `created` → `running` → `success` | `failure` | `cancelled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecutionStatus {
     /// Accepted and queued.

@@ -8,6 +8,7 @@ mod jobs;
 mod logs;
 mod run;
 mod show;
+mod status;
 mod ui;
 
 use std::process::ExitCode;
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         } => logs::run(&client, &job, execution, follow).await,
         Command::Cancel { job, execution } => cancel::run(&client, &job, &execution).await,
         Command::Events { json } => events::run(&client, json).await,
+        Command::Status { json } => status::run(&client, json).await,
         Command::Ui {
             listen,
             allow_remote,

@@ -10,11 +10,12 @@ use futures_util::stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::text_stream;
-use crate::app::App;
+use crate::app::{App, Counted};
 
 pub async fn stream(State(app): State<Arc<App>>) -> Response {
-    let state = (app.bus.subscribe(), app.shutdown.clone());
-    let lines = stream::unfold(state, |(mut events, shutdown)| async move {
+    let counted = Counted::new(&app.event_clients);
+    let state = (app.bus.subscribe(), app.shutdown.clone(), counted);
+    let lines = stream::unfold(state, |(mut events, shutdown, counted)| async move {
         let next = tokio::select! {
             () = shutdown.cancelled() => return None,
             next = events.recv() => next,
@@ -22,7 +23,7 @@ pub async fn stream(State(app): State<Arc<App>>) -> Response {
         match next {
             Ok(published) => Some((
                 Ok::<Bytes, Infallible>(published.line.clone()),
-                (events, shutdown),
+                (events, shutdown, counted),
             )),
             // A client this far behind is not reading: drop it rather than hold anything
             // for it. It sees the stream end and can reconnect.

@@ -6,15 +6,17 @@ mod events;
 mod executions;
 mod jobs;
 mod params;
+mod status;
 mod ui;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
@@ -45,9 +47,42 @@ pub fn router(app: Arc<App>) -> Router {
             get(executions::logs).fallback(only_get),
         )
         .route(api::EVENTS, get(events::stream).fallback(only_get))
+        .route(api::HEALTH, get(status::health).fallback(only_get))
+        .route(api::METRICS, get(status::metrics).fallback(only_get))
         .fallback(ui::serve)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app),
+            count_requests,
+        ))
         .with_state(app)
 }
+
+/// Counts every request by route (the matched path: a bounded set of labels) and
+/// status code.
+async fn count_requests(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let route = ROUTES
+        .iter()
+        .find(|route| **route == request.uri().path())
+        .copied()
+        .unwrap_or("other");
+    let response = next.run(request).await;
+    app.metrics.request(route, response.status().as_u16());
+    response
+}
+
+/// The API's routes, as metrics labels.
+const ROUTES: [&str; 10] = [
+    api::JOBS_GET_LIST,
+    api::JOBS_GET,
+    api::JOBS_RUN,
+    api::EXECUTIONS_GET_LIST,
+    api::EXECUTIONS_GET,
+    api::EXECUTIONS_CANCEL,
+    api::EXECUTIONS_LOGS_GET,
+    api::EVENTS,
+    api::HEALTH,
+    api::METRICS,
+];
 
 async fn only_get() -> ApiError {
     ApiError::MethodNotAllowed("GET, HEAD")

@@ -11,6 +11,7 @@ mod catalog;
 mod events;
 mod legacy_state;
 mod logs;
+mod operations;
 mod process;
 mod requests;
 mod restart;

@@ -91,7 +91,10 @@ fn stop_signal_and_grace_apply_to_cancel() {
         "cancelled: stopped by SIGUSR1"
     );
     let log = String::from_utf8_lossy(&daemon.log_of("wants-usr1", &id)).into_owned();
-    assert!(log.starts_with("ready\n") && log.ends_with("got USR1\n"), "{log}");
+    assert!(
+        log.starts_with("ready\n") && log.ends_with("got USR1\n"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -50,6 +50,8 @@ pub fn binary(name: &str) -> PathBuf {
 #[must_use]
 pub struct DaemonBuilder {
     workdir: PathBuf,
+    /// Another servitord than this workspace's (an installed one).
+    program: Option<PathBuf>,
     given_as: WorkdirGivenAs,
     args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
@@ -83,6 +85,12 @@ impl DaemonBuilder {
         self
     }
 
+    /// Starts this servitord binary instead of the workspace's.
+    pub fn program(mut self, path: impl AsRef<Path>) -> Self {
+        self.program = Some(path.as_ref().to_owned());
+        self
+    }
+
     pub fn env(mut self, name: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.envs
             .push((name.as_ref().to_owned(), value.as_ref().to_owned()));
@@ -91,7 +99,8 @@ impl DaemonBuilder {
 
     /// The command, not started: `servitord --workdir <wd> <args>`.
     pub fn command(&self) -> Command {
-        let mut command = Command::new(binary("servitord"));
+        let program = self.program.clone().unwrap_or_else(|| binary("servitord"));
+        let mut command = Command::new(program);
         for name in DAEMON_VARIABLES {
             command.env_remove(name);
         }
@@ -164,6 +173,7 @@ impl Daemon {
     pub fn builder(workdir: &Path) -> DaemonBuilder {
         DaemonBuilder {
             workdir: workdir.to_owned(),
+            program: None,
             given_as: WorkdirGivenAs::Flag,
             args: Vec::new(),
             envs: Vec::new(),
