@@ -14,6 +14,7 @@ mod queue;
 mod recovery;
 mod retention;
 mod runner;
+mod server;
 mod settings;
 mod socket;
 mod state_files;
@@ -91,18 +92,14 @@ pub async fn run(
         }
     });
 
-    let server = axum::serve(listener, api::router(Arc::clone(&app)))
-        .with_graceful_shutdown(app.shutdown.clone().cancelled_owned())
-        .into_future();
-    let mut server = tokio::spawn(server);
+    let server = tokio::spawn(server::serve(
+        listener,
+        api::router(Arc::clone(&app)),
+        app.shutdown.clone(),
+    ));
 
-    tokio::select! {
-        _ = stop_requests.recv() => {}
-        ended = &mut server => {
-            let _ = std::fs::remove_file(&socket_path);
-            return ended.context("the API server stopped")?.context("the API server failed");
-        }
-    }
+    // No stop request also means stop: the signal handler is gone.
+    stop_requests.recv().await;
     tracing::info!(
         running = app.queue.active(),
         queued = app.queue.waiting(),
@@ -112,7 +109,8 @@ pub async fn run(
     if let Err(e) = std::fs::remove_file(&socket_path) {
         tracing::warn!("cannot remove {}: {e}", socket_path.display());
     }
-    if tokio::time::timeout(CONNECTIONS_GRACE, server)
+    let connections = server.await.context("the API server failed")?;
+    if tokio::time::timeout(CONNECTIONS_GRACE, connections.shutdown())
         .await
         .is_err()
     {

@@ -1,7 +1,7 @@
 //! The API socket: `<wd>/sockets/servitor.sock`, mode 770 in a folder of mode 770.
 
 use std::fs::{self, Permissions};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::Context;
@@ -16,7 +16,13 @@ const MODE: u32 = 0o770;
 /// atomically. Call this only while holding the working-directory lock.
 pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     let dir = path.parent().context("the socket path has no folder")?;
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Created with no more than its final mode (the umask can only narrow it).
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(MODE)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::workdir::check_private(dir)?;
     fs::set_permissions(dir, Permissions::from_mode(MODE))
         .with_context(|| format!("cannot set the mode of {}", dir.display()))?;
 

@@ -2,13 +2,35 @@
 //! wrote them. Parsers never fail on damage: they keep what is readable and say
 //! what was not, so one bad file cannot break a listing.
 
-use servitor_shared::{ExecutionStatus, InputValues, RunResult, StatusChange};
+use serde::{Deserialize, Serialize};
+use servitor_shared::{ExecutionStatus, InputValues, Peer, RunResult, StatusChange};
 
 pub const LAST_EXECUTION: &str = "last_execution.txt";
 pub const INPUT: &str = "input.json";
 pub const STATUS_HISTORY: &str = "status_history.tsv";
 pub const RESULT: &str = "result.tsv";
 pub const LOGS_DIR: &str = "logs";
+/// Added by Servitor: who asked for the run, and who cancelled it.
+pub const AUDIT: &str = "audit.json";
+
+/// `audit.json`: `{"triggered_by": {"uid": 0, "gid": 0, "pid": 42}, "cancelled_by": ...}`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Audit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggered_by: Option<Peer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_by: Option<Peer>,
+}
+
+pub fn format_audit(audit: &Audit) -> String {
+    let mut text = serde_json::to_string_pretty(audit).expect("an audit serializes");
+    text.push('\n');
+    text
+}
+
+pub fn parse_audit(text: &str) -> Result<Audit, String> {
+    serde_json::from_str(text).map_err(|e| format!("unreadable {AUDIT}: {e}"))
+}
 pub const LOG: &str = "main.txt";
 
 /// How the result message of a run stopped by its timeout begins ("timed out after

@@ -13,13 +13,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use jiff::Timestamp;
-use servitor_shared::{Event, Execution, ExecutionStatus, InputValues, RunResult, StatusChange};
+use servitor_shared::{
+    Event, Execution, ExecutionStatus, InputValues, Peer, RunResult, StatusChange,
+};
 
 use crate::events::EventBus;
 use crate::ids;
 use crate::retention::{self, REMOVED_PREFIX};
 use crate::settings::Retention;
-use crate::state_files::{self as files, History};
+use crate::state_files::{self as files, Audit, History};
 use crate::timestamp;
 
 pub struct Store {
@@ -51,6 +53,7 @@ struct Record {
     problems: Vec<String>,
     /// The history file lacks its final newline.
     needs_newline: bool,
+    audit: Audit,
     /// Read from disk: a previous daemon's run. Runs this daemon creates are queued by
     /// their creator, so recovery must not queue them again, even while it still scans.
     inherited: bool,
@@ -112,8 +115,8 @@ impl Store {
         f(history)
     }
 
-    /// Records a new execution as `created` and returns its id.
-    pub fn create(&self, job: &str, inputs: InputValues) -> io::Result<u64> {
+    /// Records a new execution as `created` and returns its id; `peer` asked for it.
+    pub fn create(&self, job: &str, inputs: InputValues, peer: Option<Peer>) -> io::Result<u64> {
         self.with_history(job, |history| {
             fs::create_dir_all(&history.dir)?;
             let (id, dir) = loop {
@@ -135,6 +138,16 @@ impl Store {
                 &dir.join(files::INPUT),
                 files::format_input_values(&inputs).as_bytes(),
             )?;
+            let audit = Audit {
+                triggered_by: peer,
+                cancelled_by: None,
+            };
+            if peer.is_some() {
+                write_atomic(
+                    &dir.join(files::AUDIT),
+                    files::format_audit(&audit).as_bytes(),
+                )?;
+            }
             let change = new_change(ExecutionStatus::Created);
             append_status(&dir, &change, false)?;
             history.executions.insert(
@@ -142,11 +155,27 @@ impl Store {
                 Record {
                     history: vec![change],
                     inputs,
+                    audit,
                     ..Record::default()
                 },
             );
             self.announce(job, id, ExecutionStatus::Created);
             Ok(id)
+        })
+    }
+
+    /// Notes who asked to cancel a run.
+    pub fn record_cancel_request(&self, job: &str, id: u64, peer: Peer) -> io::Result<()> {
+        self.with_history(job, |history| {
+            let dir = history.dir.join(id.to_string());
+            let Some(record) = history.executions.get_mut(&id) else {
+                return Ok(());
+            };
+            record.audit.cancelled_by = Some(peer);
+            write_atomic(
+                &dir.join(files::AUDIT),
+                files::format_audit(&record.audit).as_bytes(),
+            )
         })
     }
 
@@ -425,6 +454,17 @@ impl Record {
                 .problems
                 .push(format!("cannot read {}: {e}", files::INPUT)),
         }
+        match fs::read_to_string(dir.join(files::AUDIT)) {
+            Ok(text) => match files::parse_audit(&text) {
+                Ok(audit) => record.audit = audit,
+                Err(problem) => record.problems.push(problem),
+            },
+            // Runs of the old tool have none.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => record
+                .problems
+                .push(format!("cannot read {}: {e}", files::AUDIT)),
+        }
         record
     }
 
@@ -447,6 +487,8 @@ impl Record {
             status_history: self.history.clone(),
             result: self.result.clone(),
             input_values: self.inputs.clone(),
+            triggered_by: self.audit.triggered_by,
+            cancelled_by: self.audit.cancelled_by,
             timed_out: self.status() == ExecutionStatus::Failure
                 && self
                     .result
@@ -509,8 +551,8 @@ mod tests {
 
         let mut inputs = InputValues::new();
         inputs.insert("NAME".into(), "Ada".into());
-        assert_eq!(store.create("a/b", inputs.clone()).unwrap(), 1);
-        assert_eq!(store.create("a/b", InputValues::new()).unwrap(), 2);
+        assert_eq!(store.create("a/b", inputs.clone(), None).unwrap(), 1);
+        assert_eq!(store.create("a/b", InputValues::new(), None).unwrap(), 2);
         store
             .record_status("a/b", 1, ExecutionStatus::Running)
             .unwrap();
@@ -553,7 +595,7 @@ mod tests {
         assert_eq!(page.len(), 1);
         assert_eq!(page[0].execution_id, "1");
         assert_eq!(fresh.unfinished("a/b").len(), 1);
-        assert_eq!(fresh.create("a/b", InputValues::new()).unwrap(), 3);
+        assert_eq!(fresh.create("a/b", InputValues::new(), None).unwrap(), 3);
         // A run of this daemon is not a previous daemon's leftover.
         assert_eq!(fresh.unfinished("a/b").len(), 1);
 
@@ -603,6 +645,6 @@ mod tests {
             "{text}"
         );
         // A garbage counter yields to the highest folder.
-        assert_eq!(store.create("j", InputValues::new()).unwrap(), 8);
+        assert_eq!(store.create("j", InputValues::new(), None).unwrap(), 8);
     }
 }

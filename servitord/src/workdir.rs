@@ -2,6 +2,7 @@
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -54,6 +55,7 @@ impl Workdir {
     pub fn lock(&self) -> anyhow::Result<WorkdirLock> {
         fs::create_dir_all(self.state_dir())
             .with_context(|| format!("cannot create {}", self.state_dir().display()))?;
+        check_private(&self.state_dir())?;
         let path = self.lock_path();
         let mut file = OpenOptions::new()
             .read(true)
@@ -88,6 +90,28 @@ impl Workdir {
     }
 }
 
+/// Refuses a folder of the daemon's that another user owns, or that every user may
+/// write to: either could let someone else plant state or a socket.
+pub fn check_private(dir: &Path) -> anyhow::Result<()> {
+    let meta = fs::metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        bail!(
+            "{} is owned by uid {}, not by servitord's user (uid {me}): give it to that user (chown) or run servitord as its owner",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    if meta.mode() & 0o002 != 0 {
+        bail!(
+            "{} is writable by every user (mode {:o}): remove that (chmod o-w)",
+            dir.display(),
+            meta.mode() & 0o7777
+        );
+    }
+    Ok(())
+}
+
 /// Held for the daemon's lifetime.
 pub struct WorkdirLock {
     _file: File,
@@ -96,6 +120,19 @@ pub struct WorkdirLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refuses_folders_others_may_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        check_private(dir.path()).unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let error = check_private(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("writable by every user (mode 777)"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn a_second_lock_names_the_first_holder() {

@@ -77,6 +77,14 @@ pub struct RunResult {
     pub message: String,
 }
 
+/// A client of the socket, as the kernel vouches for it (`SO_PEERCRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: Option<i32>,
+}
+
 /// The input values of a run, input name → value, in the order given.
 pub type InputValues = IndexMap<String, String>;
 
@@ -90,6 +98,12 @@ pub struct Execution {
     /// `null` until the run has ended.
     pub result: Option<RunResult>,
     pub input_values: InputValues,
+    /// Who asked for the run (additive; absent for runs recorded by the old tool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggered_by: Option<Peer>,
+    /// Who asked to cancel the run (additive; absent unless cancelled through the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_by: Option<Peer>,
     /// The run was stopped because it exceeded its `timeout` (additive; absent otherwise).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub timed_out: bool,

@@ -12,6 +12,6 @@ mod job;
 mod settings;
 
 pub use event::Event;
-pub use execution::{Execution, ExecutionStatus, InputValues, RunResult, StatusChange};
+pub use execution::{Execution, ExecutionStatus, InputValues, Peer, RunResult, StatusChange};
 pub use job::{InputSpec, Job};
 pub use settings::{JobSettings, OnBusy, Retention};

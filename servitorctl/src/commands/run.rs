@@ -168,6 +168,8 @@ mod tests {
                 message: String::new(),
             }),
             input_values: Default::default(),
+            triggered_by: None,
+            cancelled_by: None,
             timed_out: false,
             error: None,
         }

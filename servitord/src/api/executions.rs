@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
 use servitor_shared::api::{Acknowledged, PARAM_BEFORE, PARAM_FOLLOW, PARAM_LIMIT};
-use servitor_shared::{Event, ExecutionStatus};
+use servitor_shared::{Event, ExecutionStatus, Peer};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::body::IgnoredBody;
@@ -54,9 +55,11 @@ pub async fn get(State(app): State<Arc<App>>, params: Params) -> Result<Response
 /// group stopped (SIGINT, then SIGKILL after the grace period) by its worker.
 pub async fn cancel(
     State(app): State<Arc<App>>,
+    peer: Option<Extension<Peer>>,
     params: Params,
     _body: IgnoredBody,
 ) -> Result<Response, ApiError> {
+    let peer = peer.map(|Extension(peer)| peer);
     let (job, id) = find_execution(&app, &params).await?;
     let not_running = |status: ExecutionStatus| {
         ApiError::Conflict(format!(
@@ -75,7 +78,12 @@ pub async fn cancel(
         job_id: job.id.clone(),
         execution_id: id.to_string(),
     });
-    tracing::info!(job = %job.id, execution = id, "cancel requested");
+    tracing::info!(job = %job.id, execution = id, by = ?peer, "cancel requested");
+    if let Some(peer) = peer
+        && let Err(e) = app.store.record_cancel_request(&job.id, id, peer)
+    {
+        tracing::warn!(job = %job.id, execution = id, "cannot record who cancelled: {e}");
+    }
     match app.queue.cancel(&(job.id.clone(), id)) {
         Cancelled::WasWaiting => app.runner.end_unstarted(&job.id, id),
         Cancelled::Signalled => {}

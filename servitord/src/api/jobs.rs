@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::response::Response;
 use servitor_shared::api::{
     PARAM_INPUT_VALUE_PREFIX, RESERVED_ENV_PREFIX, RunAccepted, STATUS_SUCCESS,
 };
 use servitor_shared::inputs::{self, SECRET_MASK};
-use servitor_shared::{InputValues, OnBusy};
+use servitor_shared::{InputValues, OnBusy, Peer};
 
 use super::body::IgnoredBody;
 use super::params::Params;
@@ -36,9 +37,11 @@ pub async fn get(State(app): State<Arc<App>>, params: Params) -> Result<Response
 /// reach the job but are stored masked.
 pub async fn run(
     State(app): State<Arc<App>>,
+    peer: Option<Extension<Peer>>,
     params: Params,
     _body: IgnoredBody,
 ) -> Result<Response, ApiError> {
+    let peer = peer.map(|Extension(peer)| peer);
     let job = find_job(&app, &params)?;
     let mut given = InputValues::new();
     for (key, value) in params.with_prefix(PARAM_INPUT_VALUE_PREFIX) {
@@ -80,7 +83,7 @@ pub async fn run(
     app.store.preload(&job.id).await;
     let id = app
         .store
-        .create(&job.id, stored)
+        .create(&job.id, stored, peer)
         .map_err(|e| ApiError::Internal(format!("cannot record a run of {:?}: {e}", job.id)))?;
     let ticket = Ticket {
         secrets,
@@ -90,7 +93,7 @@ pub async fn run(
         Some(reservation) => reservation.queue(ticket),
         None => app.queue.push(ticket),
     }
-    tracing::info!(job = %job.id, execution = id, "run queued");
+    tracing::info!(job = %job.id, execution = id, by = ?peer, "run queued");
     Ok(json(&RunAccepted {
         status: STATUS_SUCCESS.to_owned(),
         execution_id: id.to_string(),

@@ -119,8 +119,14 @@ fn run_answers_the_execution_id_and_executions_are_listed_newest_first() {
                 "status",
                 "status_history",
                 "result",
-                "input_values"
+                "input_values",
+                // Added by Servitor: the client's uid, gid and pid.
+                "triggered_by"
             ]
+        );
+        assert_eq!(
+            execution["triggered_by"]["uid"],
+            rustix::process::getuid().as_raw()
         );
         assert_eq!(execution["status"], "success");
         assert_eq!(execution["result"], json!({"exit_code": 0, "message": ""}));

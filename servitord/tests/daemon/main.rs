@@ -16,6 +16,7 @@ mod process;
 mod requests;
 mod restart;
 mod runs;
+mod security;
 mod settings;
 mod ui;
 
