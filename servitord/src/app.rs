@@ -44,7 +44,11 @@ pub struct App {
 impl App {
     pub fn new(workdir: Workdir, config: &Config) -> std::io::Result<Self> {
         let bus = EventBus::default();
-        let store = Arc::new(Store::new(workdir.state_jobs_dir(), bus.clone()));
+        let store = Arc::new(Store::new(
+            workdir.state_jobs_dir(),
+            bus.clone(),
+            config.fsync,
+        ));
         let queue = Arc::new(RunQueue::default());
         let catalog = Arc::new(Catalog::new(workdir.jobs_dir(), config.stop_grace));
         let metrics = Arc::new(Metrics::default());

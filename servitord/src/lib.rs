@@ -47,6 +47,8 @@ pub struct Config {
     pub ui_root: Option<PathBuf>,
     /// How long a hook may run before it is stopped.
     pub hook_timeout: Duration,
+    /// Flush state changes to the disk before going on: they survive a power loss.
+    pub fsync: bool,
 }
 
 impl Config {

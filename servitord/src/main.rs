@@ -31,6 +31,10 @@ struct Args {
     /// How long a hook (config/hooks/on_*) may run before it is stopped.
     #[arg(long, env = "SERVITOR_HOOK_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     hook_timeout: Duration,
+    /// Flush every state change (file and folder) to the disk before going on, so it
+    /// survives a power loss too; costs about half the run throughput.
+    #[arg(long, env = "SERVITOR_FSYNC")]
+    fsync: bool,
 }
 
 #[tokio::main]
@@ -52,6 +56,7 @@ async fn main() -> ExitCode {
         stop_grace: args.stop_grace,
         ui_root: args.ui_root.filter(|path| !path.as_os_str().is_empty()),
         hook_timeout: args.hook_timeout,
+        fsync: args.fsync,
     };
     let (stop, stop_requests) = mpsc::unbounded_channel();
     match (

@@ -27,6 +27,9 @@ use crate::timestamp;
 pub struct Store {
     jobs_root: PathBuf,
     bus: EventBus,
+    /// Flush every change to the disk before going on (`--fsync`), so it survives a
+    /// power loss, not only a crash of servitord.
+    fsync: bool,
     jobs: Mutex<HashMap<String, Arc<JobSlot>>>,
 }
 
@@ -69,10 +72,11 @@ pub struct Unfinished {
 }
 
 impl Store {
-    pub fn new(jobs_root: PathBuf, bus: EventBus) -> Self {
+    pub fn new(jobs_root: PathBuf, bus: EventBus, fsync: bool) -> Self {
         Self {
             jobs_root,
             bus,
+            fsync,
             jobs: Mutex::default(),
         }
     }
@@ -124,17 +128,23 @@ impl Store {
                 let id = history.last_id + 1;
                 history.last_id = id;
                 write_atomic(
+                    self.fsync,
                     &history.dir.join(files::LAST_EXECUTION),
                     files::format_last_execution(id).as_bytes(),
                 )?;
                 let dir = history.dir.join(id.to_string());
                 match fs::create_dir(&dir) {
+                    Ok(()) if self.fsync => {
+                        sync_dir(&history.dir)?;
+                        break (id, dir);
+                    }
                     Ok(()) => break (id, dir),
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                     Err(e) => return Err(e),
                 }
             };
             write_atomic(
+                self.fsync,
                 &dir.join(files::INPUT),
                 files::format_input_values(&inputs).as_bytes(),
             )?;
@@ -144,12 +154,13 @@ impl Store {
             };
             if peer.is_some() {
                 write_atomic(
+                    self.fsync,
                     &dir.join(files::AUDIT),
                     files::format_audit(&audit).as_bytes(),
                 )?;
             }
             let change = new_change(ExecutionStatus::Created);
-            append_status(&dir, &change, false)?;
+            append_status(self.fsync, &dir, &change, false)?;
             history.executions.insert(
                 id,
                 Record {
@@ -173,6 +184,7 @@ impl Store {
             };
             record.audit.cancelled_by = Some(peer);
             write_atomic(
+                self.fsync,
                 &dir.join(files::AUDIT),
                 files::format_audit(&record.audit).as_bytes(),
             )
@@ -186,7 +198,7 @@ impl Store {
             let dir = history.dir.join(id.to_string());
             let record = history.executions.entry(id).or_default();
             let change = new_change(status);
-            let written = append_status(&dir, &change, record.needs_newline);
+            let written = append_status(self.fsync, &dir, &change, record.needs_newline);
             match &written {
                 Ok(()) => record.needs_newline = false,
                 Err(e) => record
@@ -214,7 +226,7 @@ impl Store {
         let result = files::parse_result(&files::format_result(&result)).unwrap_or(result);
         let written = self.with_history(job, |history| {
             let path = history.dir.join(id.to_string()).join(files::RESULT);
-            let written = write_atomic(&path, files::format_result(&result).as_bytes());
+            let written = write_atomic(self.fsync, &path, files::format_result(&result).as_bytes());
             let record = history.executions.entry(id).or_default();
             if let Err(e) = &written {
                 record
@@ -511,7 +523,12 @@ fn new_change(status: ExecutionStatus) -> StatusChange {
     }
 }
 
-fn append_status(dir: &Path, change: &StatusChange, needs_newline: bool) -> io::Result<()> {
+fn append_status(
+    fsync: bool,
+    dir: &Path,
+    change: &StatusChange,
+    needs_newline: bool,
+) -> io::Result<()> {
     let mut line = String::with_capacity(48);
     if needs_newline {
         line.push('\n');
@@ -522,15 +539,34 @@ fn append_status(dir: &Path, change: &StatusChange, needs_newline: bool) -> io::
         .create(true)
         .open(dir.join(files::STATUS_HISTORY))?;
     // One write: appends of a few bytes land whole.
-    file.write_all(line.as_bytes())
+    file.write_all(line.as_bytes())?;
+    if fsync {
+        file.sync_data()?;
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Writes `path` so that readers see either the old or the new content, never a mix.
-fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+/// With `fsync`, the content and the rename are on the disk when it returns.
+fn write_atomic(fsync: bool, path: &Path, contents: &[u8]) -> io::Result<()> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let temporary = path.with_file_name(format!(".{name}.tmp"));
-    fs::write(&temporary, contents)?;
-    fs::rename(&temporary, path)
+    let mut file = fs::File::create(&temporary)?;
+    file.write_all(contents)?;
+    if fsync {
+        file.sync_data()?;
+    }
+    fs::rename(&temporary, path)?;
+    if fsync {
+        sync_dir(path.parent().expect("state files lie in folders"))?;
+    }
+    Ok(())
+}
+
+/// Makes a folder's entries (new files, renames) durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
 }
 
 /// A poisoned lock only means another thread panicked mid-way; the maps stay usable.
@@ -547,7 +583,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bus = EventBus::default();
         let mut events = bus.subscribe();
-        let store = Store::new(dir.path().to_owned(), bus.clone());
+        let store = Store::new(dir.path().to_owned(), bus.clone(), true);
 
         let mut inputs = InputValues::new();
         inputs.insert("NAME".into(), "Ada".into());
@@ -584,7 +620,7 @@ mod tests {
             .collect();
         assert_eq!(statuses, ["created", "running", "failure"]);
 
-        let fresh = Store::new(dir.path().to_owned(), EventBus::default());
+        let fresh = Store::new(dir.path().to_owned(), EventBus::default(), false);
         assert_eq!(fresh.list("a/b", None, None), store.list("a/b", None, None));
         let first = fresh.get("a/b", 1).unwrap();
         assert_eq!(first.status, ExecutionStatus::Failure);
@@ -620,7 +656,7 @@ mod tests {
         fs::write(executions.join("1/result.tsv"), "garbage").unwrap();
         fs::write(executions.join("last_execution.txt"), "x").unwrap();
 
-        let store = Store::new(dir.path().to_owned(), EventBus::default());
+        let store = Store::new(dir.path().to_owned(), EventBus::default(), false);
         let list = store.list("j", None, None);
         let ids: Vec<_> = list.iter().map(|e| e.execution_id.as_str()).collect();
         assert_eq!(ids, ["7", "3", "2", "1"]);

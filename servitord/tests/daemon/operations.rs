@@ -243,3 +243,15 @@ fn hooks_run_on_ends_without_touching_results() {
     daemon.wait_status("ok", &next, Success);
     assert!(!wd.join("state/hooks/.hidden-on_failure.log").exists());
 }
+
+#[test]
+fn with_fsync_runs_are_recorded_the_same() {
+    let wd = Workdir::new().job("hello", &sh("echo synced"));
+    let daemon = wd.daemon().arg("--fsync").start();
+    let id = daemon.run("hello", &[]);
+    let ended = daemon.wait_status("hello", &id, Success);
+    assert_eq!(ended.result.unwrap().exit_code, 0);
+    assert_eq!(daemon.log_of("hello", &id), b"synced\n");
+    assert_eq!(wd.read("state/jobs/hello/executions/last_execution.txt"), "1");
+    assert_eq!(wd.read("state/jobs/hello/executions/1/result.tsv"), "0\t\n");
+}
