@@ -85,7 +85,6 @@ impl App {
     pub fn follow(&self) -> Follow {
         Follow {
             store: Arc::clone(&self.store),
-            bus: self.bus.clone(),
             watcher: self.logs.clone(),
             shutdown: self.shutdown.clone(),
             _counted: Counted::new(&self.log_followers),

@@ -2,15 +2,22 @@
 //! following symlinks to files and folders. A job's id is its path relative to that
 //! folder. Hidden names are skipped, and a folder that is its own ancestor (a symlink
 //! loop) is not entered again, so every job is listed once.
+//!
+//! The catalog is scanned once and kept, with each job's spec and settings read and
+//! its API answer ready; it is scanned again only when inotify says something under
+//! `config/jobs` changed (see `config_watch`), so asking for it costs almost nothing.
 
+use std::collections::HashMap;
 use std::fs::{self, Metadata};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use servitor_shared::{InputSpec, Job, JobSettings, inputs};
 
+use crate::config_watch::ConfigWatch;
 use crate::ids;
 use crate::process_group::Signal;
 use crate::settings::{self, Settings};
@@ -23,6 +30,31 @@ const SPEC_SUFFIX: &str = ".input.json";
 pub struct Catalog {
     jobs_dir: PathBuf,
     stop_grace: Duration,
+    cache: Mutex<Cache>,
+}
+
+struct Cache {
+    /// `None` where inotify is not available: then every question rescans.
+    watch: Option<ConfigWatch>,
+    snapshot: Option<Arc<Snapshot>>,
+}
+
+/// The catalog at one moment.
+pub struct Snapshot {
+    /// Sorted by id.
+    pub entries: Vec<Arc<Entry>>,
+    index: HashMap<String, usize>,
+    /// The answer of `GET /api/jobs/get_list`.
+    pub list_json: Bytes,
+}
+
+/// A job with what its sidecar files say.
+pub struct Entry {
+    pub file: JobFile,
+    /// As the API describes it (a broken spec or settings file in `error`).
+    pub job: Job,
+    /// What a run needs, or why the job cannot run.
+    pub run: Result<(InputSpec, Settings), String>,
 }
 
 /// A discovered job.
@@ -43,7 +75,7 @@ pub enum NotAJob {
 
 impl JobFile {
     /// `X.input.json` beside the job, `{}` when there is none; its inputs are checked.
-    pub fn input_spec(&self) -> Result<InputSpec, String> {
+    fn input_spec(&self) -> Result<InputSpec, String> {
         let mut spec_path = self.path.clone().into_os_string();
         spec_path.push(SPEC_SUFFIX);
         let text = match fs::read_to_string(&spec_path) {
@@ -58,12 +90,31 @@ impl JobFile {
     }
 }
 
+impl Entry {
+    /// The job's settings, or why they cannot be used.
+    pub fn settings(&self) -> Result<&Settings, &str> {
+        self.run
+            .as_ref()
+            .map(|(_, settings)| settings)
+            .map_err(String::as_str)
+    }
+}
+
 impl Catalog {
     /// `stop_grace` is the daemon's default for jobs whose settings do not say.
     pub fn new(jobs_dir: PathBuf, stop_grace: Duration) -> Self {
+        let watch = ConfigWatch::new()
+            .inspect_err(|e| {
+                tracing::warn!("no inotify, the job catalog is rescanned at every request: {e}")
+            })
+            .ok();
         Self {
             jobs_dir,
             stop_grace,
+            cache: Mutex::new(Cache {
+                watch,
+                snapshot: None,
+            }),
         }
     }
 
@@ -71,140 +122,175 @@ impl Catalog {
         &self.jobs_dir
     }
 
-    /// A job's settings: as written (merged over its folders'), and checked.
-    pub fn settings(&self, id: &str) -> Result<(JobSettings, Settings), String> {
-        let written = settings::read(&self.jobs_dir, id)?;
-        let checked = settings::check(&written, self.stop_grace)
-            .map_err(|e| format!("settings of {id}: {e}"))?;
-        Ok((written, checked))
+    /// The catalog as it is now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        let mut cache = self.lock();
+        let cache = &mut *cache;
+        let changed = cache.watch.as_mut().is_none_or(ConfigWatch::changed);
+        match &cache.snapshot {
+            Some(snapshot) if !changed => Arc::clone(snapshot),
+            _ => {
+                let snapshot = Arc::new(self.scan(cache.watch.as_mut()));
+                cache.snapshot = Some(Arc::clone(&snapshot));
+                snapshot
+            }
+        }
+    }
+
+    /// The job with exactly this id.
+    pub fn find(&self, id: &str) -> Result<Arc<Entry>, NotAJob> {
+        ids::check_job_id(id).map_err(NotAJob::Malformed)?;
+        let snapshot = self.snapshot();
+        let at = snapshot.index.get(id).ok_or(NotAJob::Unknown)?;
+        Ok(Arc::clone(&snapshot.entries[*at]))
+    }
+
+    /// The settings of a job that has none.
+    pub fn default_settings(&self) -> Settings {
+        settings::check(&JobSettings::default(), self.stop_grace)
+            .expect("no settings are valid settings")
     }
 
     /// How a cancelled run of the job is stopped: the signal and grace period of its
     /// settings, or the defaults when they cannot be read.
     pub fn cancel_stop(&self, id: &str) -> (Signal, Duration) {
-        match self.settings(id) {
-            Ok((_, settings)) => (
+        match self.find(id).as_deref().map(Entry::settings) {
+            Ok(Ok(settings)) => (
                 settings.stop_signal.unwrap_or(Signal::INT),
                 settings.stop_grace,
             ),
-            Err(_) => (Signal::INT, self.stop_grace),
+            _ => (Signal::INT, self.stop_grace),
         }
     }
 
-    /// What a run of the job needs, or why it cannot run.
-    pub fn run_config(&self, job: &JobFile) -> Result<(InputSpec, Settings), String> {
-        let spec = job.input_spec()?;
-        let (_, settings) = self.settings(&job.id)?;
-        Ok((spec, settings))
-    }
-
-    /// The job as the API describes it; a broken spec or settings file is reported,
-    /// not fatal.
-    pub fn describe(&self, job: &JobFile) -> Job {
-        let mut errors = Vec::new();
-        let input_spec = job.input_spec().unwrap_or_else(|e| {
-            errors.push(e);
-            InputSpec::new()
-        });
-        let settings = match self.settings(&job.id) {
-            Ok((written, _)) => written,
-            Err(e) => {
-                errors.push(e);
-                JobSettings::default()
-            }
-        };
-        let error = (!errors.is_empty()).then(|| errors.join("; "));
-        if let Some(error) = &error {
-            tracing::warn!(job = %job.id, "{error}");
+    fn scan(&self, mut watch: Option<&mut ConfigWatch>) -> Snapshot {
+        // Watched before it is read, so nothing created meanwhile goes unseen; while
+        // config/jobs does not exist, the nearest folder above it tells when it does.
+        if let Some(watch) = watch.as_mut()
+            && let Some(existing) = self.jobs_dir.ancestors().find(|dir| dir.is_dir())
+        {
+            watch.watch(existing);
         }
-        Job {
-            job_id: job.id.clone(),
-            input_spec,
-            settings,
-            error,
-        }
-    }
-
-    /// All jobs, sorted by id.
-    pub fn list(&self) -> Vec<JobFile> {
-        let mut jobs = Vec::new();
+        let mut files = Vec::new();
         if let Ok(root) = fs::metadata(&self.jobs_dir) {
             let mut ancestors = vec![identity(&root)];
-            self.walk(&self.jobs_dir, "", &mut ancestors, &mut jobs);
+            walk(&self.jobs_dir, "", &mut ancestors, &mut files, &mut watch);
         }
-        jobs.sort_by(|a, b| a.id.cmp(&b.id));
-        jobs
+        files.sort_by(|a, b| a.id.cmp(&b.id));
+        let entries: Vec<Arc<Entry>> = files
+            .into_iter()
+            .map(|file| Arc::new(self.read(file)))
+            .collect();
+        let jobs: Vec<&Job> = entries.iter().map(|entry| &entry.job).collect();
+        let list_json = serde_json::to_vec(&jobs).expect("jobs serialize").into();
+        let index = entries
+            .iter()
+            .enumerate()
+            .map(|(at, entry)| (entry.file.id.clone(), at))
+            .collect();
+        Snapshot {
+            entries,
+            index,
+            list_json,
+        }
     }
 
-    fn walk(
-        &self,
-        dir: &Path,
-        prefix: &str,
-        ancestors: &mut Vec<(u64, u64)>,
-        jobs: &mut Vec<JobFile>,
-    ) {
-        let Ok(entries) = fs::read_dir(dir) else {
-            tracing::debug!(dir = %dir.display(), "cannot read folder");
-            return;
+    /// Reads a job's spec and settings; a broken file is reported, not fatal.
+    fn read(&self, file: JobFile) -> Entry {
+        let spec = file.input_spec();
+        let settings = settings::read(&self.jobs_dir, &file.id).and_then(|written| {
+            let checked = settings::check(&written, self.stop_grace)
+                .map_err(|e| format!("settings of {}: {e}", file.id))?;
+            Ok((written, checked))
+        });
+        let errors: Vec<&str> = [spec.as_ref().err(), settings.as_ref().err()]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        let error = (!errors.is_empty()).then(|| errors.join("; "));
+        if let Some(error) = &error {
+            tracing::warn!(job = %file.id, "{error}");
+        }
+        let job = Job {
+            job_id: file.id.clone(),
+            input_spec: spec.clone().unwrap_or_default(),
+            settings: settings
+                .as_ref()
+                .map(|(written, _)| written.clone())
+                .unwrap_or_else(|_| JobSettings::default()),
+            error: error.clone(),
         };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                tracing::warn!(path = %entry.path().display(), "skipping a name that is not UTF-8");
-                continue;
-            };
-            if name.starts_with('.') {
-                continue;
-            }
-            let path = entry.path();
-            // Follows symlinks; a dangling one or a loop of links is simply skipped.
-            let Ok(meta) = fs::metadata(&path) else {
-                continue;
-            };
-            let id = format!("{prefix}{name}");
-            if meta.is_dir() {
-                let key = identity(&meta);
-                if ancestors.contains(&key) || ancestors.len() > MAX_DEPTH {
-                    tracing::debug!(folder = %id, "not entering a folder that loops back");
-                    continue;
-                }
-                ancestors.push(key);
-                self.walk(&path, &format!("{id}/"), ancestors, jobs);
-                ancestors.pop();
-            } else if is_job(&meta) {
-                jobs.push(JobFile { id, path });
-            }
-        }
+        let run = match (spec, settings) {
+            (Ok(spec), Ok((_, checked))) => Ok((spec, checked)),
+            _ => Err(error.unwrap_or_default()),
+        };
+        Entry { file, job, run }
     }
 
-    /// The job with exactly this id, with the same rules as `list` but only the
-    /// files on its path looked at.
-    pub fn find(&self, id: &str) -> Result<JobFile, NotAJob> {
-        ids::check_job_id(id).map_err(NotAJob::Malformed)?;
-        let mut path = self.jobs_dir.clone();
-        let root = fs::metadata(&path).map_err(|_| NotAJob::Unknown)?;
-        let mut ancestors = vec![identity(&root)];
-        let mut segments = id.split('/').peekable();
-        while let Some(segment) = segments.next() {
-            path.push(segment);
-            let meta = fs::metadata(&path).map_err(|_| NotAJob::Unknown)?;
-            if segments.peek().is_none() {
-                return if is_job(&meta) {
-                    Ok(JobFile {
-                        id: id.to_owned(),
-                        path,
-                    })
-                } else {
-                    Err(NotAJob::Unknown)
-                };
-            }
+    fn lock(&self) -> MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Snapshot {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    ancestors: &mut Vec<(u64, u64)>,
+    jobs: &mut Vec<JobFile>,
+    watch: &mut Option<&mut ConfigWatch>,
+) {
+    if let Some(watch) = watch {
+        watch.watch(dir);
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        tracing::debug!(dir = %dir.display(), "cannot read folder");
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            tracing::warn!(path = %entry.path().display(), "skipping a name that is not UTF-8");
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        // Follows symlinks; a dangling one or a loop of links is simply skipped.
+        let Ok(meta) = fs::metadata(&path) else {
+            continue;
+        };
+        let id = format!("{prefix}{name}");
+        if meta.is_dir() {
             let key = identity(&meta);
-            if !meta.is_dir() || ancestors.contains(&key) || ancestors.len() > MAX_DEPTH {
-                return Err(NotAJob::Unknown);
+            if ancestors.contains(&key) || ancestors.len() > MAX_DEPTH {
+                tracing::debug!(folder = %id, "not entering a folder that loops back");
+                continue;
             }
             ancestors.push(key);
+            walk(&path, &format!("{id}/"), ancestors, jobs, watch);
+            ancestors.pop();
+        } else if is_job(&meta) {
+            // A job linked from elsewhere: watch where it lives too, for a chmod there.
+            if let (Some(watch), true) = (
+                watch.as_mut(),
+                entry.file_type().is_ok_and(|t| t.is_symlink()),
+            ) && let Some(folder) = fs::canonicalize(&path)
+                .ok()
+                .as_deref()
+                .and_then(Path::parent)
+            {
+                watch.watch(folder);
+            }
+            jobs.push(JobFile { id, path });
         }
-        Err(NotAJob::Unknown)
     }
 }
 
@@ -245,11 +331,16 @@ mod tests {
         fs::write(jobs.join("hello.input.json"), "{}").unwrap();
 
         let catalog = Catalog::new(jobs.clone(), Duration::from_secs(10));
-        let ids: Vec<_> = catalog.list().into_iter().map(|j| j.id).collect();
+        let ids: Vec<_> = catalog
+            .snapshot()
+            .entries
+            .iter()
+            .map(|e| e.file.id.clone())
+            .collect();
         assert_eq!(ids, ["hello", "linked/linked-job", "testing/deep/hello"]);
 
         let found = catalog.find("linked/linked-job").unwrap();
-        assert_eq!(found.path, jobs.join("linked/linked-job"));
+        assert_eq!(found.file.path, jobs.join("linked/linked-job"));
         for unknown in [
             "notes.txt",
             "testing",
@@ -258,7 +349,11 @@ mod tests {
             "self",
             "hello.input.json",
         ] {
-            assert_eq!(catalog.find(unknown), Err(NotAJob::Unknown), "{unknown}");
+            assert_eq!(
+                catalog.find(unknown).err(),
+                Some(NotAJob::Unknown),
+                "{unknown}"
+            );
         }
         for malformed in [
             ".hidden",
@@ -287,15 +382,59 @@ mod tests {
         fs::write(dir.path().join("broken.input.json"), "{not json").unwrap();
         let catalog = Catalog::new(dir.path().to_owned(), Duration::from_secs(10));
 
-        let greet = catalog.describe(&catalog.find("greet").unwrap());
+        let greet = catalog.find("greet").unwrap().job.clone();
         assert_eq!(
             serde_json::to_string(&greet.input_spec).unwrap(),
             r#"{"NAME":{},"CITY":{"x":1}}"#
         );
-        let plain = catalog.describe(&catalog.find("plain").unwrap());
+        let plain = catalog.find("plain").unwrap().job.clone();
         assert!(plain.input_spec.is_empty() && plain.settings.is_empty());
-        let broken = catalog.describe(&catalog.find("broken").unwrap());
-        assert!(broken.input_spec.is_empty());
-        assert!(broken.error.unwrap().contains("broken.input.json"));
+        let broken = catalog.find("broken").unwrap();
+        assert!(broken.job.input_spec.is_empty());
+        assert!(
+            broken
+                .job
+                .error
+                .as_ref()
+                .unwrap()
+                .contains("broken.input.json")
+        );
+        assert!(broken.run.is_err());
+    }
+
+    #[test]
+    fn sees_changes_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join("a/first"), 0o755);
+        let catalog = Catalog::new(dir.path().to_owned(), Duration::from_secs(10));
+        let before = catalog.snapshot();
+        assert!(
+            Arc::ptr_eq(&before, &catalog.snapshot()),
+            "kept while nothing changes"
+        );
+
+        write(&dir.path().join("a/second"), 0o644);
+        assert!(catalog.find("a/second").is_err());
+        fs::set_permissions(
+            dir.path().join("a/second"),
+            fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        assert!(catalog.find("a/second").is_ok(), "a chmod +x is seen");
+        fs::write(dir.path().join("a/second.input.json"), r#"{"X": {}}"#).unwrap();
+        assert!(
+            catalog
+                .find("a/second")
+                .unwrap()
+                .job
+                .input_spec
+                .contains_key("X")
+        );
+        fs::write(dir.path().join("a/.settings.json"), r#"{"timeout": "1s"}"#).unwrap();
+        let settings = catalog.find("a/first").unwrap().job.settings.clone();
+        assert_eq!(settings.timeout.as_deref(), Some("1s"));
+        fs::create_dir(dir.path().join("b")).unwrap();
+        write(&dir.path().join("b/third"), 0o755);
+        assert_eq!(catalog.snapshot().len(), 3, "new folders are watched too");
     }
 }

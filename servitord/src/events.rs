@@ -1,10 +1,8 @@
 //! The event bus: every status change and cancel request, fanned out to the
-//! `/api/events` clients and to log followers.
+//! `/api/events` clients.
 //!
 //! A bounded broadcast ring: publishing never waits, and a subscriber that falls more
 //! than `CAPACITY` events behind is told it lagged instead of holding anyone up.
-
-use std::sync::Arc;
 
 use bytes::Bytes;
 use servitor_shared::Event;
@@ -12,16 +10,10 @@ use tokio::sync::broadcast;
 
 const CAPACITY: usize = 4096;
 
-/// An event with its wire form (one compact JSON line), serialized once for all clients.
-#[derive(Debug)]
-pub struct Published {
-    pub event: Event,
-    pub line: Bytes,
-}
-
+/// Events travel in their wire form, one compact JSON line, serialized once for all.
 #[derive(Clone)]
 pub struct EventBus {
-    sender: broadcast::Sender<Arc<Published>>,
+    sender: broadcast::Sender<Bytes>,
 }
 
 impl Default for EventBus {
@@ -37,13 +29,15 @@ impl EventBus {
         let mut line = serde_json::to_vec(&event).expect("events serialize");
         line.push(b'\n');
         // No subscriber is not an error.
-        let _ = self.sender.send(Arc::new(Published {
-            event,
-            line: line.into(),
-        }));
+        let _ = self.sender.send(line.into());
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
+    /// How many receivers listen (event clients).
+    pub fn subscribers(&self) -> usize {
+        self.sender.receiver_count()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Bytes> {
         self.sender.subscribe()
     }
 }

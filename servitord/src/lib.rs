@@ -1,23 +1,30 @@
 //! servitord: runs the jobs of a working directory and serves its HTTP API on a UNIX
 //! socket. `run` is the whole daemon; `main.rs` only reads arguments and signals.
+//!
+//! Besides `run`, the library exposes the parsers of untrusted text, so that the fuzz
+//! targets under `servitord/fuzz/` can reach them: [`ids`] (job and execution ids from
+//! requests and folder names), [`state_files`] (the files under `state/`) and
+//! [`Params`] (query strings).
 
 mod api;
 mod app;
 mod catalog;
+mod config_watch;
 mod events;
 mod hooks;
-mod ids;
+pub mod ids;
 mod log_follow;
 mod metrics;
 mod process_group;
 mod queue;
 mod recovery;
 mod retention;
+mod run_processes;
 mod runner;
 mod server;
 mod settings;
 mod socket;
-mod state_files;
+pub mod state_files;
 mod store;
 mod timestamp;
 mod workdir;
@@ -30,6 +37,8 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+/// The query-string parser every API route reads its parameters with.
+pub use crate::api::Params;
 use crate::app::App;
 use crate::workdir::Workdir;
 
@@ -74,7 +83,7 @@ pub async fn run(
     tracing::info!(
         workdir = %app.workdir.root().display(),
         socket = %socket_path.display(),
-        jobs = app.catalog.list().len(),
+        jobs = app.catalog.snapshot().len(),
         workers = config.workers,
         ui = ?config.ui_root,
         "servitord ready"
@@ -112,7 +121,7 @@ pub async fn run(
         tracing::warn!("cannot remove {}: {e}", socket_path.display());
     }
     let connections = server.await.context("the API server failed")?;
-    if tokio::time::timeout(CONNECTIONS_GRACE, connections.shutdown())
+    if tokio::time::timeout(CONNECTIONS_GRACE, connections.wait())
         .await
         .is_err()
     {

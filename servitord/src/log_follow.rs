@@ -11,20 +11,20 @@ use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use bytes::{Bytes, BytesMut};
+use std::io::Read;
+
+use bytes::Bytes;
 use futures_util::StreamExt;
 use inotify::{Inotify, WatchDescriptor, WatchMask, Watches};
-use servitor_shared::{Event, ExecutionStatus};
-use tokio::io::AsyncReadExt;
-use tokio::sync::{broadcast, mpsc, watch};
+use servitor_shared::ExecutionStatus;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Counted;
-use crate::events::{EventBus, Published};
 use crate::store::Store;
 
 /// Bytes read from the log at a time.
-const CHUNK: usize = 128 * 1024;
+const CHUNK: usize = 256 * 1024;
 /// Chunks a follower may have in flight: bounds its memory when the client is slow.
 const IN_FLIGHT: usize = 2;
 
@@ -131,7 +131,6 @@ impl Drop for LogChanges {
 /// What a follower needs from the daemon.
 pub struct Follow {
     pub store: Arc<Store>,
-    pub bus: EventBus,
     pub watcher: LogWatcher,
     pub shutdown: CancellationToken,
     /// Counts this stream among the log followers while it lives.
@@ -165,16 +164,18 @@ impl Follow {
         follow: bool,
         sender: &mpsc::Sender<io::Result<Bytes>>,
     ) -> io::Result<()> {
-        // Subscribe before looking at the status, so no change is missed in between.
-        let mut events = self.bus.subscribe();
-        let mut status = match self.store.status(job, id) {
-            Some(status) if follow => status,
-            // As if the run had ended: send what is there.
-            _ => ExecutionStatus::Unknown,
+        // This run's status, told by the store as it changes.
+        let Some(mut statuses) = self.store.watch_status(job, id) else {
+            return Ok(());
         };
+        let mut status = *statuses.borrow_and_update();
+        if !follow {
+            // As if the run had ended: send what is there.
+            status = ExecutionStatus::Unknown;
+        }
         while status == ExecutionStatus::Created {
             tokio::select! {
-                next = self.next_status(&mut events, job, id) => status = next,
+                next = next_status(&mut statuses) => status = next,
                 () = self.shutdown.cancelled() => return Err(stopping()),
             }
         }
@@ -183,7 +184,7 @@ impl Follow {
             ExecutionStatus::Running => Some(self.watcher.watch(&path)?),
             _ => None,
         };
-        let mut file = match tokio::fs::File::open(&path).await {
+        let mut file = match std::fs::File::open(&path) {
             Ok(file) => file,
             // A run that could not start may have no log at all.
             Err(e) if e.kind() == io::ErrorKind::NotFound && changes.is_none() => return Ok(()),
@@ -200,46 +201,18 @@ impl Follow {
             let changes = changes.as_mut().expect("a running log is watched");
             tokio::select! {
                 () = changes.changed() => {}
-                next = self.next_status(&mut events, job, id) => status = next,
+                next = next_status(&mut statuses) => status = next,
                 () = self.shutdown.cancelled() => return Err(stopping()),
             }
         }
     }
+}
 
-    /// The execution's next status change. A lagging subscriber asks the store instead.
-    async fn next_status(
-        &self,
-        events: &mut broadcast::Receiver<Arc<Published>>,
-        job: &str,
-        id: u64,
-    ) -> ExecutionStatus {
-        loop {
-            match events.recv().await {
-                Ok(published) => {
-                    if let Event::JobExecutionStatusChanged {
-                        job_id,
-                        execution_id,
-                        status,
-                    } = &published.event
-                        && job_id == job
-                        && *execution_id == id.to_string()
-                    {
-                        return *status;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    let status = self
-                        .store
-                        .status(job, id)
-                        .unwrap_or(ExecutionStatus::Unknown);
-                    if status != ExecutionStatus::Created {
-                        return status;
-                    }
-                }
-                Err(broadcast::error::RecvError::Closed) => return ExecutionStatus::Unknown,
-            }
-        }
-    }
+/// The run's next status; once the store lets go of the channel (the run ended), its
+/// last status.
+async fn next_status(statuses: &mut watch::Receiver<ExecutionStatus>) -> ExecutionStatus {
+    let _ = statuses.changed().await;
+    *statuses.borrow_and_update()
 }
 
 /// Why a follow ends before its run: an error rather than a clean end of the answer, so
@@ -249,16 +222,18 @@ fn stopping() -> io::Error {
 }
 
 /// Sends `file` from where it is to its current end; false when the receiver is gone.
+/// Reads are plain `read`s: the log was just written, so they come from the page cache
+/// and take microseconds, cheaper than a trip to the blocking pool each.
 async fn send_rest(
-    file: &mut tokio::fs::File,
+    file: &mut std::fs::File,
     sender: &mpsc::Sender<io::Result<Bytes>>,
 ) -> io::Result<bool> {
     loop {
-        let mut chunk = BytesMut::with_capacity(CHUNK);
-        if file.read_buf(&mut chunk).await? == 0 {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        if file.by_ref().take(CHUNK as u64).read_to_end(&mut chunk)? == 0 {
             return Ok(true);
         }
-        if sender.send(Ok(chunk.freeze())).await.is_err() {
+        if sender.send(Ok(chunk.into())).await.is_err() {
             return Ok(false);
         }
     }

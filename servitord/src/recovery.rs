@@ -8,9 +8,7 @@
 //! - Runs left `running` whose processes are gone end as `failure` with a message.
 
 use std::collections::HashMap;
-use std::fs;
 use std::os::fd::OwnedFd;
-use std::path::Path;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -25,6 +23,7 @@ use crate::app::App;
 use crate::process_group;
 use crate::queue::{RunKey, Ticket};
 use crate::retention;
+use crate::run_processes;
 use crate::store::Unfinished;
 
 /// Re-queues and re-adopts; returns the tasks watching adopted runs.
@@ -36,24 +35,25 @@ pub async fn recover(app: Arc<App>) -> JoinSet<()> {
         let mut unfinished: Vec<(String, Unfinished)> = Vec::new();
         let mut limits = HashMap::new();
         let mut removed = Vec::new();
-        for job in scan.catalog.list() {
+        for entry in &scan.catalog.snapshot().entries {
+            let job = &entry.file;
             // Loads the job's history: from here on the API answers from memory.
             let runs = scan.store.unfinished(&job.id);
             unfinished.extend(runs.into_iter().map(|run| (job.id.clone(), run)));
-            let settings = scan.catalog.settings(&job.id).ok().map(|(_, s)| s);
+            let settings = entry.settings().ok();
             let retention = settings.as_ref().and_then(|s| s.retention);
             // Without a policy, this only collects what a crash left half-deleted.
             removed.extend(
                 scan.store
                     .remove_expired(&job.id, retention.unwrap_or_default(), now),
             );
-            limits.insert(job.id, settings.and_then(|s| s.concurrency));
+            limits.insert(job.id.clone(), settings.and_then(|s| s.concurrency));
         }
         let alive = if unfinished
             .iter()
-            .any(|(_, run)| run.status == ExecutionStatus::Running)
+            .any(|(_, run)| run.status == ExecutionStatus::Running || run.starting)
         {
-            find_run_processes(scan.workdir.root())
+            run_processes::find(scan.workdir.root())
         } else {
             HashMap::new()
         };
@@ -69,10 +69,11 @@ pub async fn recover(app: Arc<App>) -> JoinSet<()> {
     let mut queued = Vec::new();
     for (job, run) in unfinished {
         let id = run.execution_id;
-        if run.status == ExecutionStatus::Created {
+        if run.status == ExecutionStatus::Created && !run.starting {
             queued.push((run.created_at, job, id));
             continue;
         }
+        // Running, or caught between its start and `running`: never run twice.
         match alive.remove(&(job.clone(), id)) {
             Some(pids) => {
                 tracing::info!(
@@ -81,6 +82,9 @@ pub async fn recover(app: Arc<App>) -> JoinSet<()> {
                     ?pids,
                     "re-adopting a run left running by the previous servitord"
                 );
+                if run.status == ExecutionStatus::Created {
+                    app.runner.record_started(&job, id);
+                }
                 let token = app.queue.track((job.clone(), id));
                 adopted.spawn(watch_adopted(Arc::clone(&app), (job, id), pids, token));
             }
@@ -90,12 +94,21 @@ pub async fn recover(app: Arc<App>) -> JoinSet<()> {
                     execution = id,
                     "a run left running by the previous servitord is gone"
                 );
+                let message = match run.status {
+                    ExecutionStatus::Created => {
+                        "servitord stopped while starting this run and its process is gone: it may have run, so it is not run again; its outcome is unknown"
+                    }
+                    _ => {
+                        "servitord restarted while this run was running and its process is gone: its outcome is unknown"
+                    }
+                };
                 let result = RunResult {
                     exit_code: -1,
-                    message: "servitord restarted while this run was running and its process is gone: its outcome is unknown".into(),
+                    message: message.into(),
                 };
                 app.runner
                     .record_end(&job, id, ExecutionStatus::Failure, result, None);
+                app.store.started(&job, id);
             }
         }
     }
@@ -144,6 +157,7 @@ async fn watch_adopted(app: Arc<App>, key: RunKey, pids: Vec<i32>, cancel: Cance
         () = cancel.cancelled() => {
             let (signal, grace) = app.catalog.cancel_stop(job);
             let ((), how) = process_group::stop(&groups, signal, grace, all_exited(pidfds)).await;
+            app.runner.kill_leftovers(&key).await;
             (ExecutionStatus::Cancelled, format!("cancelled: {how}"))
         }
     };
@@ -167,51 +181,4 @@ async fn all_exited(pidfds: Arc<Vec<OwnedFd>>) {
         }
     })
     .await;
-}
-
-/// Processes started for runs of this working directory, found by the variables every
-/// run gets (children inherit them too).
-fn find_run_processes(root: &Path) -> HashMap<RunKey, Vec<i32>> {
-    let mut found: HashMap<RunKey, Vec<i32>> = HashMap::new();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return found;
-    };
-    let root = root.to_string_lossy();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(environ) = fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        let mut vars = HashMap::new();
-        for pair in environ.split(|b| *b == 0) {
-            let pair = String::from_utf8_lossy(pair);
-            if let Some((name, value)) = pair.split_once('=')
-                && matches!(
-                    name,
-                    "SERVITOR_ROOT" | "SERVITOR_JOB" | "SERVITOR_JOB_EXECUTION" | "SERVITOR_HOOK"
-                )
-            {
-                vars.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        // Hooks carry SERVITOR_JOB too, but are not part of the run.
-        if vars.get("SERVITOR_ROOT").map(String::as_str) != Some(&*root)
-            || vars.contains_key("SERVITOR_HOOK")
-        {
-            continue;
-        }
-        if let (Some(job), Some(Ok(id))) = (
-            vars.remove("SERVITOR_JOB"),
-            vars.get("SERVITOR_JOB_EXECUTION").map(|n| n.parse::<u64>()),
-        ) {
-            found.entry((job, id)).or_default().push(pid);
-        }
-    }
-    found
 }

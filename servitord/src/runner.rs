@@ -14,12 +14,13 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Entry};
 use crate::hooks::{Ended, Hooks};
 use crate::metrics::Metrics;
 use crate::process_group::{self, Signal};
-use crate::queue::{RunQueue, Ticket};
+use crate::queue::{RunKey, RunQueue, Ticket};
 use crate::retention;
+use crate::run_processes;
 use crate::settings::Settings;
 use crate::state_files::TIMED_OUT;
 use crate::store::Store;
@@ -124,9 +125,11 @@ impl Runner {
             return self.end_unstarted(job, id);
         }
         // Read now, so that edited settings apply from the next run on.
-        let settings = match self.catalog.settings(job) {
-            Ok((_, settings)) => settings,
-            Err(e) => {
+        let settings = match self.catalog.find(job).as_deref().map(Entry::settings) {
+            Ok(Ok(settings)) => settings.clone(),
+            // Gone from config/jobs: starting it fails with the OS's words.
+            Err(_) => self.catalog.default_settings(),
+            Ok(Err(e)) => {
                 tracing::warn!(job, execution = id, "cannot start: {e}");
                 return self.fail_to_start(
                     job,
@@ -152,11 +155,19 @@ impl Runner {
             );
             return self.fail_to_start(job, id, ExecutionStatus::Failure, message);
         }
+        if let Err(e) = self.store.starting(job, id) {
+            let message = format!(
+                "cannot start: cannot record that it starts: {}",
+                os_message(&e)
+            );
+            return self.fail_to_start(job, id, ExecutionStatus::Failure, message);
+        }
         let started = Instant::now();
-        let child = match self.spawn(job, id, &inputs, &settings) {
+        let child = match self.spawn(job, id, &inputs, &settings).await {
             Ok(child) => child,
             Err(e) => {
                 tracing::warn!(job, execution = id, "could not start: {e}");
+                self.store.started(job, id);
                 return self.fail_to_start(job, id, ExecutionStatus::Failure, os_message(&e));
             }
         };
@@ -165,8 +176,12 @@ impl Runner {
         if let Err(e) = self.store.record_status(job, id, ExecutionStatus::Running) {
             tracing::error!(job, execution = id, "cannot save the running status: {e}");
         }
+        self.store.started(job, id);
 
         let ending = self.supervise(child, &ticket.cancel, &settings).await;
+        if ending.stopped.is_some() {
+            self.kill_leftovers(&ticket.key).await;
+        }
         let ran = started.elapsed();
         let (status, result) = outcome(ending);
         tracing::info!(
@@ -181,6 +196,21 @@ impl Runner {
         if let Some(policy) = settings.retention {
             retention::prune_in_background(&self.store, job, policy);
         }
+    }
+
+    /// Kills the processes of a stopped run that left its process group.
+    pub async fn kill_leftovers(&self, key: &RunKey) {
+        let (root, key) = (self.root.clone(), key.clone());
+        let _ =
+            tokio::task::spawn_blocking(move || run_processes::kill_leftovers(&root, &key)).await;
+    }
+
+    /// Records that a run re-adopted after a restart had started after all.
+    pub fn record_started(&self, job: &str, id: u64) {
+        if let Err(e) = self.store.record_status(job, id, ExecutionStatus::Running) {
+            tracing::error!(job, execution = id, "cannot save the running status: {e}");
+        }
+        self.store.started(job, id);
     }
 
     /// Records how a run ended (`ran`: how long its process ran, if it started),
@@ -209,7 +239,7 @@ impl Runner {
 
     /// Starts the job file directly, in its own folder and process group, with its
     /// output going straight to the log file (a daemon crash cannot lose any of it).
-    fn spawn(
+    async fn spawn(
         &self,
         job: &str,
         id: u64,
@@ -242,7 +272,11 @@ impl Runner {
             .env("SERVITOR_ROOT", &self.root)
             .env("SERVITOR_JOB", job)
             .env("SERVITOR_JOB_EXECUTION", id.to_string());
-        command.spawn()
+        // Starting a process holds its thread until the child has exec'd: done on a
+        // blocking thread, so the API's threads keep answering meanwhile.
+        tokio::task::spawn_blocking(move || command.spawn())
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e)))
     }
 
     /// Waits for the process, or stops its whole group when the run is cancelled or
@@ -316,12 +350,21 @@ fn outcome(ending: Ending) -> (ExecutionStatus, RunResult) {
 }
 
 fn open_log(path: &std::path::Path) -> io::Result<std::fs::File> {
-    std::fs::create_dir_all(path.parent().expect("a log lies in logs/"))?;
     // Append: a run re-queued after a crash keeps what its first attempt wrote.
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
+    let open = || {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+    };
+    match open() {
+        // An execution made by the old tool has no logs/ yet.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path.parent().expect("a log lies in logs/"))?;
+            open()
+        }
+        opened => opened,
+    }
 }
 
 /// The exit code, or `-N` for a process killed by signal N.

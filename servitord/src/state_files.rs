@@ -5,10 +5,15 @@
 use serde::{Deserialize, Serialize};
 use servitor_shared::{ExecutionStatus, InputValues, Peer, RunResult, StatusChange};
 
+/// The last execution number handed out for a job: `executions/last_execution.txt`.
 pub const LAST_EXECUTION: &str = "last_execution.txt";
+/// A run's input values: `executions/<n>/input.json`.
 pub const INPUT: &str = "input.json";
+/// A run's status changes: `executions/<n>/status_history.tsv`.
 pub const STATUS_HISTORY: &str = "status_history.tsv";
+/// How a run ended: `executions/<n>/result.tsv`.
 pub const RESULT: &str = "result.tsv";
+/// The folder of a run's log: `executions/<n>/logs/`.
 pub const LOGS_DIR: &str = "logs";
 /// Added by Servitor: who asked for the run, and who cancelled it.
 pub const AUDIT: &str = "audit.json";
@@ -16,21 +21,26 @@ pub const AUDIT: &str = "audit.json";
 /// `audit.json`: `{"triggered_by": {"uid": 0, "gid": 0, "pid": 42}, "cancelled_by": ...}`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Audit {
+    /// Who asked for the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggered_by: Option<Peer>,
+    /// Who asked to cancel it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancelled_by: Option<Peer>,
 }
 
+/// `audit.json` as written: pretty-printed, with a trailing newline.
 pub fn format_audit(audit: &Audit) -> String {
     let mut text = serde_json::to_string_pretty(audit).expect("an audit serializes");
     text.push('\n');
     text
 }
 
+/// Reads `audit.json`; absent fields are `None`, unknown ones are ignored.
 pub fn parse_audit(text: &str) -> Result<Audit, String> {
     serde_json::from_str(text).map_err(|e| format!("unreadable {AUDIT}: {e}"))
 }
+/// A run's log, in `LOGS_DIR`: stdout and stderr interleaved.
 pub const LOG: &str = "main.txt";
 
 /// How the result message of a run stopped by its timeout begins ("timed out after
@@ -42,6 +52,7 @@ pub fn parse_last_execution(text: &str) -> Option<u64> {
     text.trim().parse().ok()
 }
 
+/// `last_execution.txt` as written: decimal text, no newline.
 pub fn format_last_execution(id: u64) -> String {
     id.to_string()
 }
@@ -54,6 +65,7 @@ pub fn format_status_line(timestamp: &str, status: ExecutionStatus) -> String {
 /// What could be read of a `status_history.tsv`.
 #[derive(Debug, Default, PartialEq)]
 pub struct History {
+    /// The readable lines, in file order.
     pub changes: Vec<StatusChange>,
     /// Lines that could not be read, described for the `error` field and the log.
     pub problems: Vec<String>,
@@ -62,6 +74,8 @@ pub struct History {
     pub needs_newline: bool,
 }
 
+/// Reads a `status_history.tsv`: every readable `<timestamp>\t<status>` line (a
+/// trailing `\r` tolerated), and a problem for each line that is not.
 pub fn parse_status_history(text: &str) -> History {
     let mut history = History {
         needs_newline: !text.is_empty() && !text.ends_with('\n'),
@@ -108,6 +122,8 @@ pub fn format_result(result: &RunResult) -> String {
     format!("{}\t{message}\n", result.exit_code)
 }
 
+/// Reads `result.tsv`: an exit code (surrounding spaces tolerated), then everything
+/// after the first tab as the message; a missing tab is an empty message.
 pub fn parse_result(text: &str) -> Result<RunResult, String> {
     let line = text.strip_suffix('\n').unwrap_or(text);
     let (code, message) = line.split_once('\t').unwrap_or((line, ""));
@@ -128,6 +144,7 @@ pub fn format_input_values(values: &InputValues) -> String {
     text
 }
 
+/// Reads `input.json`: a JSON object of strings.
 pub fn parse_input_values(text: &str) -> Result<InputValues, String> {
     serde_json::from_str(text).map_err(|e| format!("unreadable input.json: {e}"))
 }

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -16,6 +17,7 @@ use jiff::Timestamp;
 use servitor_shared::{
     Event, Execution, ExecutionStatus, InputValues, Peer, RunResult, StatusChange,
 };
+use tokio::sync::watch;
 
 use crate::events::EventBus;
 use crate::ids;
@@ -24,9 +26,17 @@ use crate::settings::Retention;
 use crate::state_files::{self as files, Audit, History};
 use crate::timestamp;
 
+/// Left in an execution's folder while a worker starts it (see `Store::starting`).
+const STARTING: &str = ".starting";
+
+/// Prefix of an execution folder being created (hidden: loading skips it).
+const CREATING_PREFIX: &str = ".creating-";
+
 pub struct Store {
     jobs_root: PathBuf,
     bus: EventBus,
+    /// Per unfinished execution someone follows: its status as it changes.
+    watchers: Mutex<HashMap<(String, u64), watch::Sender<ExecutionStatus>>>,
     /// Flush every change to the disk before going on (`--fsync`), so it survives a
     /// power loss, not only a crash of servitord.
     fsync: bool,
@@ -39,24 +49,27 @@ type JobSlot = Mutex<Option<JobHistory>>;
 struct JobHistory {
     dir: PathBuf,
     last_id: u64,
+    /// `last_execution.txt`, kept open: rewritten in place for every run.
+    counter: Option<fs::File>,
     executions: BTreeMap<u64, Record>,
-    /// Folders a crash left half-deleted by retention, to delete again.
+    /// Folders a crash left half-made or half-deleted, to delete.
     leftovers: Vec<PathBuf>,
     /// When a run last ended in success, and in failure (for monitoring).
     last_success: Option<Timestamp>,
     last_failure: Option<Timestamp>,
 }
 
-/// One execution, as read from or written to its folder.
+/// One execution, as read from or written to its folder. Kept in memory for every
+/// execution, so what most runs lack is boxed, and absent when empty.
 #[derive(Default)]
 struct Record {
     history: Vec<StatusChange>,
     result: Option<RunResult>,
-    inputs: InputValues,
+    inputs: Option<Box<InputValues>>,
     problems: Vec<String>,
     /// The history file lacks its final newline.
     needs_newline: bool,
-    audit: Audit,
+    audit: Option<Box<Audit>>,
     /// Read from disk: a previous daemon's run. Runs this daemon creates are queued by
     /// their creator, so recovery must not queue them again, even while it still scans.
     inherited: bool,
@@ -67,6 +80,8 @@ struct Record {
 pub struct Unfinished {
     pub execution_id: u64,
     pub status: ExecutionStatus,
+    /// Left `created` while a worker was starting it: it may have run.
+    pub starting: bool,
     /// When it was created (its first history line), to re-queue runs in order.
     pub created_at: String,
 }
@@ -77,6 +92,7 @@ impl Store {
             jobs_root,
             bus,
             fsync,
+            watchers: Mutex::default(),
             jobs: Mutex::default(),
         }
     }
@@ -123,56 +139,83 @@ impl Store {
     pub fn create(&self, job: &str, inputs: InputValues, peer: Option<Peer>) -> io::Result<u64> {
         self.with_history(job, |history| {
             fs::create_dir_all(&history.dir)?;
-            let (id, dir) = loop {
-                // Ids never repeat: the counter is saved before the folder exists.
-                let id = history.last_id + 1;
-                history.last_id = id;
-                write_atomic(
-                    self.fsync,
-                    &history.dir.join(files::LAST_EXECUTION),
-                    files::format_last_execution(id).as_bytes(),
-                )?;
-                let dir = history.dir.join(id.to_string());
-                match fs::create_dir(&dir) {
-                    Ok(()) if self.fsync => {
-                        sync_dir(&history.dir)?;
-                        break (id, dir);
-                    }
-                    Ok(()) => break (id, dir),
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                    Err(e) => return Err(e),
-                }
-            };
-            write_atomic(
-                self.fsync,
-                &dir.join(files::INPUT),
-                files::format_input_values(&inputs).as_bytes(),
-            )?;
+            let mut id = history.last_id + 1;
+            while history.dir.join(id.to_string()).exists() {
+                id += 1;
+            }
+            let dir = history.dir.join(id.to_string());
             let audit = Audit {
                 triggered_by: peer,
                 cancelled_by: None,
             };
-            if peer.is_some() {
-                write_atomic(
-                    self.fsync,
-                    &dir.join(files::AUDIT),
-                    files::format_audit(&audit).as_bytes(),
-                )?;
-            }
             let change = new_change(ExecutionStatus::Created);
-            append_status(self.fsync, &dir, &change, false)?;
+            // Built under a hidden name, then renamed into place: an execution appears
+            // whole or not at all, whenever a crash comes. Ids never repeat: the
+            // counter is saved before the execution appears.
+            let building = history.dir.join(format!("{CREATING_PREFIX}{id}"));
+            let made = self
+                .build(&building, &inputs, &audit, &change)
+                .and_then(|()| history.save_counter(id, self.fsync))
+                .and_then(|()| fs::rename(&building, &dir));
+            if let Err(e) = made {
+                let _ = fs::remove_dir_all(&building);
+                return Err(e);
+            }
+            history.last_id = id;
+            if self.fsync {
+                sync_dir(&history.dir)?;
+            }
             history.executions.insert(
                 id,
                 Record {
                     history: vec![change],
-                    inputs,
-                    audit,
+                    inputs: (!inputs.is_empty()).then(|| Box::new(inputs)),
+                    audit: peer.is_some().then(|| Box::new(audit)),
                     ..Record::default()
                 },
             );
             self.announce(job, id, ExecutionStatus::Created);
             Ok(id)
         })
+    }
+
+    /// Writes a new execution's files into `dir`.
+    fn build(
+        &self,
+        dir: &Path,
+        inputs: &InputValues,
+        audit: &Audit,
+        change: &StatusChange,
+    ) -> io::Result<()> {
+        // A leftover of a crash in the middle of this.
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir(dir)?;
+        fs::create_dir(dir.join(files::LOGS_DIR))?;
+        write_new(
+            self.fsync,
+            &dir.join(files::INPUT),
+            files::format_input_values(inputs).as_bytes(),
+        )?;
+        if audit.triggered_by.is_some() {
+            write_new(
+                self.fsync,
+                &dir.join(files::AUDIT),
+                files::format_audit(audit).as_bytes(),
+            )?;
+        }
+        append_status(self.fsync, dir, change, false)
+    }
+
+    /// Marks a run as being started, until `started` (or `record_end`): a crash in
+    /// between leaves the mark, so the next start knows the run may have begun and
+    /// does not run it a second time.
+    pub fn starting(&self, job: &str, id: u64) -> io::Result<()> {
+        fs::write(self.execution_dir(job, id).join(STARTING), "")
+    }
+
+    /// Takes the mark of `starting` away: the run's status now tells.
+    pub fn started(&self, job: &str, id: u64) {
+        let _ = fs::remove_file(self.execution_dir(job, id).join(STARTING));
     }
 
     /// Notes who asked to cancel a run.
@@ -182,11 +225,12 @@ impl Store {
             let Some(record) = history.executions.get_mut(&id) else {
                 return Ok(());
             };
-            record.audit.cancelled_by = Some(peer);
+            let audit = record.audit.get_or_insert_default();
+            audit.cancelled_by = Some(peer);
             write_atomic(
                 self.fsync,
                 &dir.join(files::AUDIT),
-                files::format_audit(&record.audit).as_bytes(),
+                files::format_audit(audit).as_bytes(),
             )
         })
     }
@@ -194,11 +238,25 @@ impl Store {
     /// Appends a status change. Memory follows even when the disk refuses, so the API
     /// tells the truth about this run; the error is returned to be reported.
     pub fn record_status(&self, job: &str, id: u64, status: ExecutionStatus) -> io::Result<()> {
+        self.change_status(job, id, status, true)
+    }
+
+    /// `record_status`, with the disk left as it is unless `save`.
+    fn change_status(
+        &self,
+        job: &str,
+        id: u64,
+        status: ExecutionStatus,
+        save: bool,
+    ) -> io::Result<()> {
         self.with_history(job, |history| {
             let dir = history.dir.join(id.to_string());
             let record = history.executions.entry(id).or_default();
             let change = new_change(status);
-            let written = append_status(self.fsync, &dir, &change, record.needs_newline);
+            let written = match save {
+                true => append_status(self.fsync, &dir, &change, record.needs_newline),
+                false => Ok(()),
+            };
             match &written {
                 Ok(()) => record.needs_newline = false,
                 Err(e) => record
@@ -236,11 +294,40 @@ impl Store {
             record.result = Some(result);
             written
         });
-        let recorded = self.record_status(job, id, status);
+        // A terminal status without its result would read as ended for good: left
+        // unfinished on disk instead, the next start ends it with a message.
+        let recorded = self.change_status(job, id, status, written.is_ok());
         written.and(recorded)
     }
 
+    /// The execution's status now and as it changes; `None` for an unknown execution.
+    /// The channel closes once the run has ended.
+    pub fn watch_status(&self, job: &str, id: u64) -> Option<watch::Receiver<ExecutionStatus>> {
+        // Under the job's lock, as status changes are: none can slip in between.
+        self.with_history(job, |history| {
+            let status = history.executions.get(&id)?.status();
+            if status.is_terminal() {
+                return Some(watch::channel(status).1);
+            }
+            let mut watchers = lock(&self.watchers);
+            let sender = watchers
+                .entry((job.to_owned(), id))
+                .or_insert_with(|| watch::channel(status).0);
+            Some(sender.subscribe())
+        })
+    }
+
+    /// Tells the execution's followers and the event bus (called under the job's lock).
     fn announce(&self, job: &str, id: u64, status: ExecutionStatus) {
+        let key = (job.to_owned(), id);
+        let mut watchers = lock(&self.watchers);
+        if let Some(sender) = watchers.get(&key) {
+            sender.send_replace(status);
+            if status.is_terminal() {
+                watchers.remove(&key);
+            }
+        }
+        drop(watchers);
         self.bus.publish(Event::JobExecutionStatusChanged {
             job_id: job.to_owned(),
             execution_id: id.to_string(),
@@ -289,6 +376,7 @@ impl Store {
                 .map(|(id, r)| Unfinished {
                     execution_id: *id,
                     status: r.status(),
+                    starting: history.dir.join(id.to_string()).join(STARTING).exists(),
                     created_at: r
                         .history
                         .first()
@@ -354,6 +442,7 @@ impl JobHistory {
     fn load(job: &str, dir: PathBuf) -> Self {
         let mut history = Self {
             last_id: 0,
+            counter: None,
             executions: BTreeMap::new(),
             leftovers: Vec::new(),
             last_success: None,
@@ -384,7 +473,9 @@ impl JobHistory {
                     }
                     history.executions.insert(id, record);
                 }
-                _ if name.starts_with(REMOVED_PREFIX) => history.leftovers.push(entry.path()),
+                _ if name.starts_with(REMOVED_PREFIX) || name.starts_with(CREATING_PREFIX) => {
+                    history.leftovers.push(entry.path());
+                }
                 _ if name == files::LAST_EXECUTION || name.starts_with('.') => {}
                 _ => {
                     tracing::warn!(job, entry = %name, "ignoring a stray entry among the executions")
@@ -410,6 +501,40 @@ impl JobHistory {
             history.note_end(end);
         }
         history
+    }
+
+    /// Saves `last_execution.txt` with one write at its start. Ids only grow, so the
+    /// new text covers the old; a crash cannot tear a single write of a few bytes, and a
+    /// power loss that did would be read back as at most the highest folder's id, which
+    /// `load` takes anyway.
+    fn save_counter(&mut self, id: u64, fsync: bool) -> io::Result<()> {
+        let counter = match &mut self.counter {
+            Some(counter) => counter,
+            empty => empty.insert(
+                OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(self.dir.join(files::LAST_EXECUTION))?,
+            ),
+        };
+        let text = files::format_last_execution(id);
+        let written = counter
+            .write_all_at(text.as_bytes(), 0)
+            // What was there before may have been longer (a newline, garbage).
+            .and_then(|()| match counter.metadata()?.len() > text.len() as u64 {
+                true => counter.set_len(text.len() as u64),
+                false => Ok(()),
+            })
+            .and_then(|()| match fsync {
+                true => counter.sync_data(),
+                false => Ok(()),
+            });
+        if written.is_err() {
+            // Opened afresh next time.
+            self.counter = None;
+        }
+        written
     }
 
     fn note_end(&mut self, end: Option<(ExecutionStatus, Timestamp)>) {
@@ -446,37 +571,13 @@ impl Record {
                 .problems
                 .push(format!("cannot read {}: {e}", files::STATUS_HISTORY)),
         }
-        match fs::read_to_string(dir.join(files::RESULT)) {
-            Ok(text) => match files::parse_result(&text) {
-                Ok(result) => record.result = Some(result),
-                Err(problem) => record.problems.push(problem),
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => record
-                .problems
-                .push(format!("cannot read {}: {e}", files::RESULT)),
-        }
-        match fs::read_to_string(dir.join(files::INPUT)) {
-            Ok(text) => match files::parse_input_values(&text) {
-                Ok(inputs) => record.inputs = inputs,
-                Err(problem) => record.problems.push(problem),
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => record
-                .problems
-                .push(format!("cannot read {}: {e}", files::INPUT)),
-        }
-        match fs::read_to_string(dir.join(files::AUDIT)) {
-            Ok(text) => match files::parse_audit(&text) {
-                Ok(audit) => record.audit = audit,
-                Err(problem) => record.problems.push(problem),
-            },
-            // Runs of the old tool have none.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => record
-                .problems
-                .push(format!("cannot read {}: {e}", files::AUDIT)),
-        }
+        let problems = &mut record.problems;
+        record.result = read_optional(dir, files::RESULT, files::parse_result, problems);
+        let inputs = read_optional(dir, files::INPUT, files::parse_input_values, problems);
+        record.inputs = inputs.filter(|i| !i.is_empty()).map(Box::new);
+        // Runs of the old tool have no audit.
+        let audit = read_optional(dir, files::AUDIT, files::parse_audit, problems);
+        record.audit = audit.map(Box::new);
         record
     }
 
@@ -498,9 +599,9 @@ impl Record {
             status: self.status(),
             status_history: self.history.clone(),
             result: self.result.clone(),
-            input_values: self.inputs.clone(),
-            triggered_by: self.audit.triggered_by,
-            cancelled_by: self.audit.cancelled_by,
+            input_values: self.inputs.as_deref().cloned().unwrap_or_default(),
+            triggered_by: self.audit.as_ref().and_then(|a| a.triggered_by),
+            cancelled_by: self.audit.as_ref().and_then(|a| a.cancelled_by),
             timed_out: self.status() == ExecutionStatus::Failure
                 && self
                     .result
@@ -509,6 +610,22 @@ impl Record {
             error: (!self.problems.is_empty()).then(|| self.problems.join("; ")),
         }
     }
+}
+
+/// Reads an optional file of an execution: `None` when it is missing, and a problem
+/// noted when it cannot be read.
+fn read_optional<T>(
+    dir: &Path,
+    name: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    let parsed = match fs::read_to_string(dir.join(name)) {
+        Ok(text) => parse(&text),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => Err(format!("cannot read {name}: {e}")),
+    };
+    parsed.map_err(|problem| problems.push(problem)).ok()
 }
 
 /// How and when a record's run ended, if it has.
@@ -560,6 +677,16 @@ fn write_atomic(fsync: bool, path: &Path, contents: &[u8]) -> io::Result<()> {
     fs::rename(&temporary, path)?;
     if fsync {
         sync_dir(path.parent().expect("state files lie in folders"))?;
+    }
+    Ok(())
+}
+
+/// Writes a file that does not exist yet (in a folder nobody reads yet).
+fn write_new(fsync: bool, path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.write_all(contents)?;
+    if fsync {
+        file.sync_data()?;
     }
     Ok(())
 }

@@ -4,8 +4,12 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+/// How long a lock whose holder's pid is gone may take to be released.
+const DEAD_HOLDER_PATIENCE: Duration = Duration::from_secs(3);
 
 /// Where everything lives under `<wd>`.
 #[derive(Debug, Clone)]
@@ -64,23 +68,35 @@ impl Workdir {
             .truncate(false)
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = match holder.trim() {
-                    "" => "another process".to_owned(),
-                    pid => format!("another servitord (pid {pid})"),
-                };
-                bail!(
-                    "{holder} is already serving {} (it holds the lock on {})",
-                    self.root.display(),
-                    path.display()
-                );
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        // A daemon killed while starting a job leaves the lock to that child for the
+        // instant before its exec: a dead holder is given a moment to let go.
+        let patience = Instant::now() + DEAD_HOLDER_PATIENCE;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    file.rewind()?;
+                    let _ = file.read_to_string(&mut holder);
+                    let holder = holder.trim();
+                    let dead = !holder.is_empty() && !Path::new("/proc").join(holder).exists();
+                    if dead && Instant::now() < patience {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                    let holder = match holder {
+                        "" => "another process".to_owned(),
+                        pid => format!("another servitord (pid {pid})"),
+                    };
+                    bail!(
+                        "{holder} is already serving {} (it holds the lock on {})",
+                        self.root.display(),
+                        path.display()
+                    );
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+                }
             }
         }
         file.set_len(0)?;

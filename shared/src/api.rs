@@ -14,6 +14,8 @@ pub const EVENTS: &str = "/api/events";
 pub const HEALTH: &str = "/api/health";
 /// Added by Servitor: Prometheus metrics.
 pub const METRICS: &str = "/metrics";
+/// Added by Servitor: the OpenAPI 3.1 description of this API.
+pub const OPENAPI: &str = "/api/openapi.json";
 
 /// Query parameter naming a job.
 pub const PARAM_JOB_ID: &str = "job_id";

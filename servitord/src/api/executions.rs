@@ -2,17 +2,16 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
 use servitor_shared::api::{Acknowledged, PARAM_BEFORE, PARAM_FOLLOW, PARAM_LIMIT};
-use servitor_shared::{Event, ExecutionStatus, Peer};
+use servitor_shared::{Event, ExecutionStatus};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::body::IgnoredBody;
 use super::params::Params;
-use super::{ApiError, find_execution, find_job, json, text_stream};
+use super::{ApiError, Caller, find_execution, find_job, json, text_stream};
 use crate::app::App;
 use crate::ids;
 use crate::queue::Cancelled;
@@ -29,8 +28,8 @@ pub async fn list(State(app): State<Arc<App>>, params: Params) -> Result<Respons
         None => None,
     };
     let job = find_job(&app, &params)?;
-    app.store.preload(&job.id).await;
-    Ok(json(&app.store.list(&job.id, limit, before)))
+    app.store.preload(&job.file.id).await;
+    Ok(json(&app.store.list(&job.file.id, limit, before)))
 }
 
 fn parse_count(text: &str) -> Result<usize, String> {
@@ -46,7 +45,7 @@ pub async fn get(State(app): State<Arc<App>>, params: Params) -> Result<Response
     let (job, id) = find_execution(&app, &params).await?;
     let execution = app
         .store
-        .get(&job.id, id)
+        .get(&job.file.id, id)
         .expect("find_execution checked it exists");
     Ok(json(&execution))
 }
@@ -55,49 +54,48 @@ pub async fn get(State(app): State<Arc<App>>, params: Params) -> Result<Response
 /// group stopped (SIGINT, then SIGKILL after the grace period) by its worker.
 pub async fn cancel(
     State(app): State<Arc<App>>,
-    peer: Option<Extension<Peer>>,
+    Caller(peer): Caller,
     params: Params,
     _body: IgnoredBody,
 ) -> Result<Response, ApiError> {
-    let peer = peer.map(|Extension(peer)| peer);
     let (job, id) = find_execution(&app, &params).await?;
     let not_running = |status: ExecutionStatus| {
         ApiError::Conflict(format!(
             "execution {id} of job {:?} is not running: it is {status}",
-            job.id
+            job.file.id
         ))
     };
     let status = app
         .store
-        .status(&job.id, id)
+        .status(&job.file.id, id)
         .unwrap_or(ExecutionStatus::Unknown);
     if !matches!(status, ExecutionStatus::Created | ExecutionStatus::Running) {
         return Err(not_running(status));
     }
     app.bus.publish(Event::JobExecutionCancellationRequested {
-        job_id: job.id.clone(),
+        job_id: job.file.id.clone(),
         execution_id: id.to_string(),
     });
-    tracing::info!(job = %job.id, execution = id, by = ?peer, "cancel requested");
+    tracing::info!(job = %job.file.id, execution = id, by = ?peer, "cancel requested");
     if let Some(peer) = peer
-        && let Err(e) = app.store.record_cancel_request(&job.id, id, peer)
+        && let Err(e) = app.store.record_cancel_request(&job.file.id, id, peer)
     {
-        tracing::warn!(job = %job.id, execution = id, "cannot record who cancelled: {e}");
+        tracing::warn!(job = %job.file.id, execution = id, "cannot record who cancelled: {e}");
     }
-    match app.queue.cancel(&(job.id.clone(), id)) {
-        Cancelled::WasWaiting => app.runner.end_unstarted(&job.id, id),
+    match app.queue.cancel(&(job.file.id.clone(), id)) {
+        Cancelled::WasWaiting => app.runner.end_unstarted(&job.file.id, id),
         Cancelled::Signalled => {}
         Cancelled::NotHere => {
             let status = app
                 .store
-                .status(&job.id, id)
+                .status(&job.file.id, id)
                 .unwrap_or(ExecutionStatus::Unknown);
             if status.is_terminal() {
                 return Err(not_running(status));
             }
             return Err(ApiError::Unavailable(format!(
                 "execution {id} of job {:?} is being recovered after a restart; try again in a moment",
-                job.id
+                job.file.id
             )));
         }
     }
@@ -118,6 +116,6 @@ pub async fn logs(State(app): State<Arc<App>>, params: Params) -> Result<Respons
         }
     };
     let (job, id) = find_execution(&app, &params).await?;
-    let chunks = app.follow().stream(job.id, id, follow);
+    let chunks = app.follow().stream(job.file.id.clone(), id, follow);
     Ok(text_stream(Body::from_stream(ReceiverStream::new(chunks))))
 }

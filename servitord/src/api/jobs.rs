@@ -2,33 +2,26 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::extract::State;
 use axum::response::Response;
 use servitor_shared::api::{
     PARAM_INPUT_VALUE_PREFIX, RESERVED_ENV_PREFIX, RunAccepted, STATUS_SUCCESS,
 };
 use servitor_shared::inputs::{self, SECRET_MASK};
-use servitor_shared::{InputValues, OnBusy, Peer};
+use servitor_shared::{InputValues, OnBusy};
 
 use super::body::IgnoredBody;
 use super::params::Params;
-use super::{ApiError, find_job, json};
+use super::{ApiError, Caller, find_job, json, json_bytes};
 use crate::app::App;
 use crate::queue::{Busy, Ticket};
 
 pub async fn list(State(app): State<Arc<App>>) -> Response {
-    let jobs: Vec<_> = app
-        .catalog
-        .list()
-        .iter()
-        .map(|job| app.catalog.describe(job))
-        .collect();
-    json(&jobs)
+    json_bytes(app.catalog.snapshot().list_json.clone())
 }
 
 pub async fn get(State(app): State<Arc<App>>, params: Params) -> Result<Response, ApiError> {
-    Ok(json(&app.catalog.describe(&find_job(&app, &params)?)))
+    Ok(json(&find_job(&app, &params)?.job))
 }
 
 /// Records a run as `created` and queues it. The inputs are checked against the job's
@@ -37,11 +30,10 @@ pub async fn get(State(app): State<Arc<App>>, params: Params) -> Result<Response
 /// reach the job but are stored masked.
 pub async fn run(
     State(app): State<Arc<App>>,
-    peer: Option<Extension<Peer>>,
+    Caller(peer): Caller,
     params: Params,
     _body: IgnoredBody,
 ) -> Result<Response, ApiError> {
-    let peer = peer.map(|Extension(peer)| peer);
     let job = find_job(&app, &params)?;
     let mut given = InputValues::new();
     for (key, value) in params.with_prefix(PARAM_INPUT_VALUE_PREFIX) {
@@ -52,10 +44,10 @@ pub async fn run(
         }
         given.insert(key.to_owned(), value.to_owned());
     }
-    let (spec, settings) = app.catalog.run_config(&job).map_err(|e| {
+    let (spec, settings) = job.run.clone().map_err(|e| {
         ApiError::Conflict(format!(
             "job {:?} cannot run until this is fixed: {e}",
-            job.id
+            job.file.id
         ))
     })?;
     let mut stored = inputs::resolve(&spec, &given).map_err(ApiError::BadRequest)?;
@@ -72,28 +64,27 @@ pub async fn run(
     }
     // `on_busy: skip` refuses a run while the job has `concurrency` runs already.
     let reservation = match (settings.on_busy, settings.concurrency) {
-        (OnBusy::Skip, Some(limit)) => Some(app.queue.reserve(&job.id, limit).map_err(|Busy| {
+        (OnBusy::Skip, Some(limit)) => Some(app.queue.reserve(&job.file.id, limit).map_err(|Busy| {
             ApiError::Conflict(format!(
                 "job {:?} is busy: {limit} of its runs are already queued or running (on_busy: skip)",
-                job.id
+                job.file.id
             ))
         })?),
         _ => None,
     };
-    app.store.preload(&job.id).await;
-    let id = app
-        .store
-        .create(&job.id, stored, peer)
-        .map_err(|e| ApiError::Internal(format!("cannot record a run of {:?}: {e}", job.id)))?;
+    app.store.preload(&job.file.id).await;
+    let id = app.store.create(&job.file.id, stored, peer).map_err(|e| {
+        ApiError::Internal(format!("cannot record a run of {:?}: {e}", job.file.id))
+    })?;
     let ticket = Ticket {
         secrets,
-        ..Ticket::new(&job.id, id, settings.concurrency)
+        ..Ticket::new(&job.file.id, id, settings.concurrency)
     };
     match reservation {
         Some(reservation) => reservation.queue(ticket),
         None => app.queue.push(ticket),
     }
-    tracing::info!(job = %job.id, execution = id, by = ?peer, "run queued");
+    tracing::info!(job = %job.file.id, execution = id, by = ?peer, "run queued");
     Ok(json(&RunAccepted {
         status: STATUS_SUCCESS.to_owned(),
         execution_id: id.to_string(),

@@ -5,6 +5,7 @@ mod error;
 mod events;
 mod executions;
 mod jobs;
+mod openapi;
 mod params;
 mod status;
 mod ui;
@@ -20,12 +21,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
-use servitor_shared::api;
+use servitor_shared::{Peer, api};
 
 pub use self::error::ApiError;
-use self::params::Params;
+pub use self::params::Params;
 use crate::app::App;
-use crate::catalog::{JobFile, NotAJob};
+use crate::catalog::{Entry, NotAJob};
 use crate::ids;
 
 pub fn router(app: Arc<App>) -> Router {
@@ -49,6 +50,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route(api::EVENTS, get(events::stream).fallback(only_get))
         .route(api::HEALTH, get(status::health).fallback(only_get))
         .route(api::METRICS, get(status::metrics).fallback(only_get))
+        .route(api::OPENAPI, get(openapi::get).fallback(only_get))
         .fallback(ui::serve)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app),
@@ -70,8 +72,9 @@ async fn count_requests(State(app): State<Arc<App>>, request: Request, next: Nex
     response
 }
 
-/// The API's routes, as metrics labels.
-const ROUTES: [&str; 10] = [
+/// The API's routes, as metrics labels. Every route of `router` is here, and described
+/// in `openapi.json` (a test of `openapi` checks it).
+const ROUTES: [&str; 11] = [
     api::JOBS_GET_LIST,
     api::JOBS_GET,
     api::JOBS_RUN,
@@ -82,6 +85,7 @@ const ROUTES: [&str; 10] = [
     api::EVENTS,
     api::HEALTH,
     api::METRICS,
+    api::OPENAPI,
 ];
 
 async fn only_get() -> ApiError {
@@ -90,6 +94,15 @@ async fn only_get() -> ApiError {
 
 async fn only_post() -> ApiError {
     ApiError::MethodNotAllowed("POST")
+}
+
+/// A JSON answer already serialized.
+fn json_bytes(body: bytes::Bytes) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// A JSON answer, `Content-Type: application/json; charset=utf-8`.
@@ -128,8 +141,19 @@ impl<S: Sync> FromRequestParts<S> for Params {
     }
 }
 
+/// Who sent the request, as the kernel vouches for it (`None` off the socket).
+pub struct Caller(pub Option<Peer>);
+
+impl<S: Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.extensions.get::<Peer>().copied()))
+    }
+}
+
 /// The job named by `job_id`, which must be a discovered job.
-fn find_job(app: &App, params: &Params) -> Result<JobFile, ApiError> {
+fn find_job(app: &App, params: &Params) -> Result<Arc<Entry>, ApiError> {
     let id = params.require(api::PARAM_JOB_ID)?;
     app.catalog.find(id).map_err(|e| match e {
         NotAJob::Malformed(why) => ApiError::NotFound(format!("unknown job {id:?}: {why}")),
@@ -138,16 +162,16 @@ fn find_job(app: &App, params: &Params) -> Result<JobFile, ApiError> {
 }
 
 /// The job and execution named by `job_id` and `execution_id`; the execution exists.
-async fn find_execution(app: &App, params: &Params) -> Result<(JobFile, u64), ApiError> {
+async fn find_execution(app: &App, params: &Params) -> Result<(Arc<Entry>, u64), ApiError> {
     params.require(api::PARAM_JOB_ID)?;
     let id = ids::parse_execution_id(params.require(api::PARAM_EXECUTION_ID)?)
         .map_err(ApiError::BadRequest)?;
     let job = find_job(app, params)?;
-    app.store.preload(&job.id).await;
-    if app.store.status(&job.id, id).is_none() {
+    app.store.preload(&job.file.id).await;
+    if app.store.status(&job.file.id, id).is_none() {
         return Err(ApiError::NotFound(format!(
             "unknown execution {id} of job {:?}",
-            job.id
+            job.file.id
         )));
     }
     Ok((job, id))

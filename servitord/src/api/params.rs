@@ -8,11 +8,14 @@ use super::error::ApiError;
 /// Most parameters one request may carry: enough for any input form.
 const MAX_PARAMS: usize = 1000;
 
+/// The parameters of one request's query string, in the order given.
 pub struct Params {
     pairs: Vec<(String, String)>,
 }
 
 impl Params {
+    /// Decodes a query string (`None`: there is none). Fails with a `400` on a name or
+    /// value that is not UTF-8 once decoded, and on more than 1000 parameters.
     pub fn parse(query: Option<&str>) -> Result<Self, ApiError> {
         let mut pairs = Vec::new();
         for part in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -34,6 +37,7 @@ impl Params {
         Ok(Self { pairs })
     }
 
+    /// The first non-empty value of parameter `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()
@@ -41,6 +45,7 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Like `get`, but a missing parameter is a `400`.
     pub fn require(&self, name: &str) -> Result<&str, ApiError> {
         self.get(name)
             .ok_or_else(|| ApiError::BadRequest(format!("missing parameter {name}")))

@@ -20,7 +20,7 @@ pub async fn health(State(app): State<Arc<App>>) -> Response {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime_seconds: app.started.elapsed().as_secs_f64(),
         workdir: app.workdir.root().display().to_string(),
-        jobs: app.catalog.list().len(),
+        jobs: app.catalog.snapshot().len(),
         running: app.queue.active(),
         queued: app.queue.waiting(),
         workers: app.workers,

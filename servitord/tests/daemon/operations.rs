@@ -252,6 +252,9 @@ fn with_fsync_runs_are_recorded_the_same() {
     let ended = daemon.wait_status("hello", &id, Success);
     assert_eq!(ended.result.unwrap().exit_code, 0);
     assert_eq!(daemon.log_of("hello", &id), b"synced\n");
-    assert_eq!(wd.read("state/jobs/hello/executions/last_execution.txt"), "1");
+    assert_eq!(
+        wd.read("state/jobs/hello/executions/last_execution.txt"),
+        "1"
+    );
     assert_eq!(wd.read("state/jobs/hello/executions/1/result.tsv"), "0\t\n");
 }

@@ -378,6 +378,35 @@ impl Daemon {
         })
     }
 
+    /// The series of `/metrics` (`name{labels}` as written) with their values.
+    pub fn metrics(&self) -> Vec<(String, f64)> {
+        let answer = self.get("/metrics");
+        assert_eq!(answer.status, 200, "GET /metrics: {}", answer.text());
+        answer
+            .text()
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                Some((series.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// The sum of the `/metrics` series whose name and labels start with `prefix`
+    /// (`servitor_log_followers`, `servitor_api_requests_total{route="/api/jobs/run",code="5`).
+    pub fn metric(&self, prefix: &str) -> f64 {
+        self.metrics()
+            .iter()
+            .filter(|(series, _)| {
+                series == prefix
+                    || series.starts_with(prefix)
+                        && (prefix.contains('{') || series[prefix.len()..].starts_with('{'))
+            })
+            .map(|(_, value)| value)
+            .sum()
+    }
+
     /// The whole log of an execution (which must have ended, or the answer waits).
     pub fn log_of(&self, job: &str, id: &str) -> Vec<u8> {
         let target = format!(
@@ -462,6 +491,44 @@ pub fn job_processes(workdir: &Path) -> Vec<i32> {
             fs::read(format!("/proc/{pid}/environ"))
                 .is_ok_and(|environ| environ.split(|b| *b == 0).any(|var| var == wanted))
         })
+        .collect()
+}
+
+/// A process of a run: its pid, and the run it belongs to (from the `SERVITOR_JOB` and
+/// `SERVITOR_JOB_EXECUTION` variables every run's processes inherit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunProcess {
+    pub pid: i32,
+    pub job: String,
+    pub execution: String,
+}
+
+/// The processes of runs of this working directory, with their runs. Hooks (which
+/// carry `SERVITOR_HOOK`) are left out.
+pub fn run_processes(workdir: &Path) -> Vec<RunProcess> {
+    job_processes(workdir)
+        .into_iter()
+        .filter_map(|pid| {
+            let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let mut job = None;
+            let mut execution = None;
+            for var in environ.split(|b| *b == 0) {
+                let var = String::from_utf8_lossy(var);
+                if let Some(value) = var.strip_prefix("SERVITOR_JOB=") {
+                    job = Some(value.to_owned());
+                } else if let Some(value) = var.strip_prefix("SERVITOR_JOB_EXECUTION=") {
+                    execution = Some(value.to_owned());
+                } else if var.starts_with("SERVITOR_HOOK=") {
+                    return None;
+                }
+            }
+            Some(RunProcess {
+                pid,
+                job: job?,
+                execution: execution?,
+            })
+        })
+        .filter(|process| is_alive(process.pid))
         .collect()
 }
 

@@ -12,12 +12,16 @@
 
 mod daemon;
 mod http;
+pub mod procfs;
+mod scale;
 mod wait;
 mod workdir;
 
 pub use daemon::{
-    Daemon, DaemonBuilder, WorkdirGivenAs, binary, is_alive, job_processes, kill_job_processes,
+    Daemon, DaemonBuilder, RunProcess, WorkdirGivenAs, binary, is_alive, job_processes,
+    kill_job_processes, run_processes,
 };
 pub use http::{Connection, Head, Response, Stream, encode};
+pub use scale::{Rng, size_from_env};
 pub use wait::{TIMEOUT, wait_for, wait_until};
 pub use workdir::Workdir;

@@ -1,6 +1,7 @@
 //! Fresh working directories, built up file by file.
 
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -113,6 +114,24 @@ impl Workdir {
             rustix::fs::open(&path, OFlags::WRONLY | OFlags::NONBLOCK, Mode::empty()).ok()
         });
         rustix::io::write(&fd, b"go\n").expect("writing to the gate");
+    }
+
+    /// Lets through `lines` passages of the gate at `relative`, by every job, waiting
+    /// now or arriving later, for as long as the returned descriptor is kept: it holds
+    /// the FIFO open for writing (so opening it for reading never blocks) with a line
+    /// per passage buffered in it (at most 64 KiB of lines, the pipe's buffer).
+    pub fn hold_gate_open(&self, relative: &str, lines: usize) -> OwnedFd {
+        let path = self.join(relative);
+        // Read-write: a FIFO opened so never blocks, and keeps its buffer alive.
+        let fd = rustix::fs::open(&path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+            .unwrap_or_else(|e| panic!("cannot open the FIFO {}: {e}", path.display()));
+        assert!(lines <= 32 * 1024, "{lines} lines do not fit in a pipe");
+        let mut pending = &"\n".repeat(lines).into_bytes()[..];
+        while !pending.is_empty() {
+            let written = rustix::io::write(&fd, pending).expect("writing to the gate");
+            pending = &pending[written..];
+        }
+        fd
     }
 
     /// Every path under `relative`, relative to it, sorted (`""` lists nothing when absent).
