@@ -103,6 +103,8 @@ RestartSec=2s
 # jobs to finish. Whatever is still running after TimeoutStopSec is killed.
 KillMode=mixed
 TimeoutStopSec=$stop_timeout
+# A connection, a log and a child per client and run.
+LimitNOFILE=65536
 
 [Install]
 WantedBy=multi-user.target

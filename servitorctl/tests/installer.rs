@@ -90,6 +90,7 @@ fn installs_updates_and_uninstalls_into_a_system_root() {
         "Restart=always",
         "KillMode=mixed",
         "TimeoutStopSec=1h",
+        "LimitNOFILE=65536",
     ] {
         assert!(unit.lines().any(|l| l == line), "{line} missing in\n{unit}");
     }

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, every test (daemon, CLI,
+# faults and load, installer, web UI in headless Chromium), a smoke run of the
+# benchmark, the fuzz targets for a bounded time, and schemathesis against the API.
+#
+#   scripts/test.sh            everything (~15 min on 2 cores, from a fresh clone)
+#   FUZZ_SECONDS=60 scripts/test.sh
+#
+# The browser tests need Debian's chromium and chromium-driver; as root on Debian this
+# installs them (and systemd, whose systemd-analyze checks the installer's unit) when
+# they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+if ((${#missing[@]})); then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "test: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "test: missing ${missing[*]} (apt-get install them, or set SERVITOR_SKIP_BROWSER_TESTS=1)" >&2
+  fi
+fi
+
+step() { echo; echo "=== $* ==="; }
+
+step "formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "tests"
+cargo test --workspace
+
+step "benchmark, smoke sizes"
+cargo bench -p servitord --bench e2e -- --smoke
+
+step "fuzzing, ${FUZZ_SECONDS:-30} s per target"
+scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+
+step "schemathesis against the OpenAPI description"
+scripts/schemathesis.sh
