@@ -108,7 +108,6 @@ pub async fn recover(app: Arc<App>) -> JoinSet<()> {
                 };
                 app.runner
                     .record_end(&job, id, ExecutionStatus::Failure, result, None);
-                app.store.started(&job, id);
             }
         }
     }

@@ -155,19 +155,11 @@ impl Runner {
             );
             return self.fail_to_start(job, id, ExecutionStatus::Failure, message);
         }
-        if let Err(e) = self.store.starting(job, id) {
-            let message = format!(
-                "cannot start: cannot record that it starts: {}",
-                os_message(&e)
-            );
-            return self.fail_to_start(job, id, ExecutionStatus::Failure, message);
-        }
         let started = Instant::now();
         let child = match self.spawn(job, id, &inputs, &settings).await {
             Ok(child) => child,
             Err(e) => {
                 tracing::warn!(job, execution = id, "could not start: {e}");
-                self.store.started(job, id);
                 return self.fail_to_start(job, id, ExecutionStatus::Failure, os_message(&e));
             }
         };
@@ -176,7 +168,6 @@ impl Runner {
         if let Err(e) = self.store.record_status(job, id, ExecutionStatus::Running) {
             tracing::error!(job, execution = id, "cannot save the running status: {e}");
         }
-        self.store.started(job, id);
 
         let ending = self.supervise(child, &ticket.cancel, &settings).await;
         if ending.stopped.is_some() {
@@ -210,7 +201,6 @@ impl Runner {
         if let Err(e) = self.store.record_status(job, id, ExecutionStatus::Running) {
             tracing::error!(job, execution = id, "cannot save the running status: {e}");
         }
-        self.store.started(job, id);
     }
 
     /// Records how a run ended (`ran`: how long its process ran, if it started),
@@ -239,6 +229,8 @@ impl Runner {
 
     /// Starts the job file directly, in its own folder and process group, with its
     /// output going straight to the log file (a daemon crash cannot lose any of it).
+    /// The log is opened, and so made, just before: a crash from here to `running`
+    /// leaves a `created` run with a log, which the next start knows may have run.
     async fn spawn(
         &self,
         job: &str,

@@ -2,7 +2,8 @@
 //! wrote them. Parsers never fail on damage: they keep what is readable and say
 //! what was not, so one bad file cannot break a listing.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
 use servitor_shared::{ExecutionStatus, InputValues, Peer, RunResult, StatusChange};
 
 /// The last execution number handed out for a job: `executions/last_execution.txt`.
@@ -15,31 +16,74 @@ pub const STATUS_HISTORY: &str = "status_history.tsv";
 pub const RESULT: &str = "result.tsv";
 /// The folder of a run's log: `executions/<n>/logs/`.
 pub const LOGS_DIR: &str = "logs";
-/// Added by Servitor: who asked for the run, and who cancelled it.
-pub const AUDIT: &str = "audit.json";
+/// Added by Servitor, beside a job's `executions/`: who asked for each run and who
+/// cancelled it, one line appended per request (no file per run).
+pub const AUDIT_LOG: &str = "audit.tsv";
 
-/// `audit.json`: `{"triggered_by": {"uid": 0, "gid": 0, "pid": 42}, "cancelled_by": ...}`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Who asked for a run, and who cancelled it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Audit {
-    /// Who asked for the run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggered_by: Option<Peer>,
-    /// Who asked to cancel it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancelled_by: Option<Peer>,
 }
 
-/// `audit.json` as written: pretty-printed, with a trailing newline.
-pub fn format_audit(audit: &Audit) -> String {
-    let mut text = serde_json::to_string_pretty(audit).expect("an audit serializes");
-    text.push('\n');
-    text
+/// What an `audit.tsv` line records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    Run,
+    Cancel,
 }
 
-/// Reads `audit.json`; absent fields are `None`, unknown ones are ignored.
-pub fn parse_audit(text: &str) -> Result<Audit, String> {
-    serde_json::from_str(text).map_err(|e| format!("unreadable {AUDIT}: {e}"))
+impl Asked {
+    fn word(self) -> &'static str {
+        match self {
+            Self::Run => "run",
+            Self::Cancel => "cancel",
+        }
+    }
 }
+
+/// One `audit.tsv` line: `<execution>\t<run|cancel>\t<uid>\t<gid>\t<pid or ->\n`.
+pub fn format_audit_line(id: u64, asked: Asked, peer: Peer) -> String {
+    let pid = peer.pid.map_or("-".to_owned(), |pid| pid.to_string());
+    format!(
+        "{id}\t{}\t{}\t{}\t{pid}\n",
+        asked.word(),
+        peer.uid,
+        peer.gid
+    )
+}
+
+/// Reads `audit.tsv` into each execution's audit; unreadable lines (a write cut short)
+/// are skipped.
+pub fn parse_audit_log(text: &str) -> BTreeMap<u64, Audit> {
+    let mut audits: BTreeMap<u64, Audit> = BTreeMap::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [id, asked, uid, gid, pid] = fields[..] else {
+            continue;
+        };
+        let (Ok(id), Ok(uid), Ok(gid)) = (id.parse(), uid.parse(), gid.parse()) else {
+            continue;
+        };
+        let pid = match pid {
+            "-" => None,
+            pid => match pid.parse() {
+                Ok(pid) => Some(pid),
+                Err(_) => continue,
+            },
+        };
+        let peer = Some(Peer { uid, gid, pid });
+        let audit = audits.entry(id).or_default();
+        match asked {
+            "run" => audit.triggered_by = peer,
+            "cancel" => audit.cancelled_by = peer,
+            _ => {}
+        }
+    }
+    audits
+}
+
 /// A run's log, in `LOGS_DIR`: stdout and stderr interleaved.
 pub const LOG: &str = "main.txt";
 
@@ -227,6 +271,30 @@ mod tests {
         assert!(parse_result("").is_err());
         assert!(parse_result("x\ty\n").is_err());
         assert!(parse_result(&"9".repeat(100)).is_err());
+    }
+
+    #[test]
+    fn audit_lines() {
+        let peer = Peer {
+            uid: 1000,
+            gid: 100,
+            pid: Some(42),
+        };
+        let anonymous = Peer {
+            uid: 0,
+            gid: 0,
+            pid: None,
+        };
+        let line = format_audit_line(7, Asked::Run, peer);
+        assert_eq!(line, "7\trun\t1000\t100\t42\n");
+        let text = format!(
+            "{line}{}garbage\n8\trun\t1",
+            format_audit_line(7, Asked::Cancel, anonymous)
+        );
+        let audits = parse_audit_log(&text);
+        assert_eq!(audits.len(), 1);
+        assert_eq!(audits[&7].triggered_by, Some(peer));
+        assert_eq!(audits[&7].cancelled_by, Some(anonymous));
     }
 
     #[test]

@@ -23,11 +23,8 @@ use crate::events::EventBus;
 use crate::ids;
 use crate::retention::{self, REMOVED_PREFIX};
 use crate::settings::Retention;
-use crate::state_files::{self as files, Audit, History};
+use crate::state_files::{self as files, Asked, Audit, History};
 use crate::timestamp;
-
-/// Left in an execution's folder while a worker starts it (see `Store::starting`).
-const STARTING: &str = ".starting";
 
 /// Prefix of an execution folder being created (hidden: loading skips it).
 const CREATING_PREFIX: &str = ".creating-";
@@ -144,17 +141,13 @@ impl Store {
                 id += 1;
             }
             let dir = history.dir.join(id.to_string());
-            let audit = Audit {
-                triggered_by: peer,
-                cancelled_by: None,
-            };
             let change = new_change(ExecutionStatus::Created);
             // Built under a hidden name, then renamed into place: an execution appears
             // whole or not at all, whenever a crash comes. Ids never repeat: the
             // counter is saved before the execution appears.
             let building = history.dir.join(format!("{CREATING_PREFIX}{id}"));
             let made = self
-                .build(&building, &inputs, &audit, &change)
+                .build(&building, &inputs, &change)
                 .and_then(|()| history.save_counter(id, self.fsync))
                 .and_then(|()| fs::rename(&building, &dir));
             if let Err(e) = made {
@@ -162,6 +155,9 @@ impl Store {
                 return Err(e);
             }
             history.last_id = id;
+            if let Some(peer) = peer {
+                self.append_audit(history, id, Asked::Run, peer);
+            }
             if self.fsync {
                 sync_dir(&history.dir)?;
             }
@@ -170,7 +166,12 @@ impl Store {
                 Record {
                     history: vec![change],
                     inputs: (!inputs.is_empty()).then(|| Box::new(inputs)),
-                    audit: peer.is_some().then(|| Box::new(audit)),
+                    audit: peer.map(|peer| {
+                        Box::new(Audit {
+                            triggered_by: Some(peer),
+                            cancelled_by: None,
+                        })
+                    }),
                     ..Record::default()
                 },
             );
@@ -180,13 +181,7 @@ impl Store {
     }
 
     /// Writes a new execution's files into `dir`.
-    fn build(
-        &self,
-        dir: &Path,
-        inputs: &InputValues,
-        audit: &Audit,
-        change: &StatusChange,
-    ) -> io::Result<()> {
+    fn build(&self, dir: &Path, inputs: &InputValues, change: &StatusChange) -> io::Result<()> {
         // A leftover of a crash in the middle of this.
         let _ = fs::remove_dir_all(dir);
         fs::create_dir(dir)?;
@@ -196,43 +191,42 @@ impl Store {
             &dir.join(files::INPUT),
             files::format_input_values(inputs).as_bytes(),
         )?;
-        if audit.triggered_by.is_some() {
-            write_new(
-                self.fsync,
-                &dir.join(files::AUDIT),
-                files::format_audit(audit).as_bytes(),
-            )?;
-        }
         append_status(self.fsync, dir, change, false)
     }
 
-    /// Marks a run as being started, until `started` (or `record_end`): a crash in
-    /// between leaves the mark, so the next start knows the run may have begun and
-    /// does not run it a second time.
-    pub fn starting(&self, job: &str, id: u64) -> io::Result<()> {
-        fs::write(self.execution_dir(job, id).join(STARTING), "")
-    }
-
-    /// Takes the mark of `starting` away: the run's status now tells.
-    pub fn started(&self, job: &str, id: u64) {
-        let _ = fs::remove_file(self.execution_dir(job, id).join(STARTING));
-    }
-
     /// Notes who asked to cancel a run.
-    pub fn record_cancel_request(&self, job: &str, id: u64, peer: Peer) -> io::Result<()> {
+    pub fn record_cancel_request(&self, job: &str, id: u64, peer: Peer) {
         self.with_history(job, |history| {
-            let dir = history.dir.join(id.to_string());
-            let Some(record) = history.executions.get_mut(&id) else {
-                return Ok(());
-            };
-            let audit = record.audit.get_or_insert_default();
-            audit.cancelled_by = Some(peer);
-            write_atomic(
-                self.fsync,
-                &dir.join(files::AUDIT),
-                files::format_audit(audit).as_bytes(),
-            )
-        })
+            if let Some(record) = history.executions.get_mut(&id) {
+                record.audit.get_or_insert_default().cancelled_by = Some(peer);
+                self.append_audit(history, id, Asked::Cancel, peer);
+            }
+        });
+    }
+
+    /// Appends to the job's `audit.tsv`. The audit trail is a record, not state: a
+    /// failure is logged and noted on the execution, and changes nothing else.
+    fn append_audit(&self, history: &mut JobHistory, id: u64, asked: Asked, peer: Peer) {
+        let path = history.dir.with_file_name(files::AUDIT_LOG);
+        let appended = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .and_then(|mut file| {
+                file.write_all(files::format_audit_line(id, asked, peer).as_bytes())?;
+                if self.fsync {
+                    file.sync_data()?;
+                }
+                Ok(())
+            });
+        if let Err(e) = appended {
+            tracing::warn!(path = %path.display(), "cannot append to the audit trail: {e}");
+            if let Some(record) = history.executions.get_mut(&id) {
+                record
+                    .problems
+                    .push(format!("who asked could not be saved: {e}"));
+            }
+        }
     }
 
     /// Appends a status change. Memory follows even when the disk refuses, so the API
@@ -376,7 +370,12 @@ impl Store {
                 .map(|(id, r)| Unfinished {
                     execution_id: *id,
                     status: r.status(),
-                    starting: history.dir.join(id.to_string()).join(STARTING).exists(),
+                    // A worker opens the log just before it starts the process: a
+                    // run of servitord's (it has an audit) left `created` with a log
+                    // was caught starting. The old tool's runs are run again.
+                    starting: r.status() == ExecutionStatus::Created
+                        && r.audit.is_some()
+                        && self.log_path(job, *id).exists(),
                     created_at: r
                         .history
                         .first()
@@ -496,6 +495,14 @@ impl JobHistory {
         };
         let highest = history.executions.keys().next_back().copied();
         history.last_id = saved.max(highest).unwrap_or(0);
+        // Runs of the old tool have no audit.
+        if let Ok(text) = fs::read_to_string(history.dir.with_file_name(files::AUDIT_LOG)) {
+            for (id, audit) in files::parse_audit_log(&text) {
+                if let Some(record) = history.executions.get_mut(&id) {
+                    record.audit = Some(Box::new(audit));
+                }
+            }
+        }
         let ends: Vec<_> = history.executions.values().map(record_end).collect();
         for end in ends {
             history.note_end(end);
@@ -575,9 +582,6 @@ impl Record {
         record.result = read_optional(dir, files::RESULT, files::parse_result, problems);
         let inputs = read_optional(dir, files::INPUT, files::parse_input_values, problems);
         record.inputs = inputs.filter(|i| !i.is_empty()).map(Box::new);
-        // Runs of the old tool have no audit.
-        let audit = read_optional(dir, files::AUDIT, files::parse_audit, problems);
-        record.audit = audit.map(Box::new);
         record
     }
 

@@ -1,24 +1,37 @@
-//! `audit.json`, who ran and who cancelled a run. Properties: an audit that reads is
-//! written back as a JSON object that reads back the same, and writing it again
-//! changes nothing.
+//! `audit.tsv`, who ran and who cancelled each run of a job. Properties: reading
+//! never fails (unreadable lines are skipped), and every line written reads back as
+//! what was written.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use servitord::state_files::{format_audit, parse_audit};
+use servitord::state_files::{Asked, format_audit_line, parse_audit_log};
+use servitor_shared::Peer;
 
 fuzz_target!(|bytes: &[u8]| {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return;
     };
-    let Ok(audit) = parse_audit(text) else {
-        return;
-    };
-    let written = format_audit(&audit);
-    assert!(
-        written.starts_with('{') && written.ends_with("}\n"),
-        "{written:?}"
-    );
-    let read = parse_audit(&written).expect("a written audit reads back");
-    assert_eq!(read, audit);
-    assert_eq!(format_audit(&read), written);
+    let audits = parse_audit_log(text);
+    // What was read, written again line by line, reads back the same.
+    let mut written = String::new();
+    for (id, audit) in &audits {
+        if let Some(peer) = audit.triggered_by {
+            written.push_str(&format_audit_line(*id, Asked::Run, peer));
+        }
+        if let Some(peer) = audit.cancelled_by {
+            written.push_str(&format_audit_line(*id, Asked::Cancel, peer));
+        }
+    }
+    let read = parse_audit_log(&written);
+    assert_eq!(read, audits.into_iter().filter(|(_, a)| a.triggered_by.is_some() || a.cancelled_by.is_some()).collect());
+    // A line made of the input's first bytes as numbers reads back whole.
+    if bytes.len() >= 9 {
+        let peer = Peer {
+            uid: u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+            gid: u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+            pid: (bytes[8] % 2 == 0).then_some(i32::from(bytes[8])),
+        };
+        let line = format_audit_line(u64::from(bytes[0]), Asked::Cancel, peer);
+        assert_eq!(parse_audit_log(&line)[&u64::from(bytes[0])].cancelled_by, Some(peer));
+    }
 });

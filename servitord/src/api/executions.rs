@@ -77,10 +77,8 @@ pub async fn cancel(
         execution_id: id.to_string(),
     });
     tracing::info!(job = %job.file.id, execution = id, by = ?peer, "cancel requested");
-    if let Some(peer) = peer
-        && let Err(e) = app.store.record_cancel_request(&job.file.id, id, peer)
-    {
-        tracing::warn!(job = %job.file.id, execution = id, "cannot record who cancelled: {e}");
+    if let Some(peer) = peer {
+        app.store.record_cancel_request(&job.file.id, id, peer);
     }
     match app.queue.cancel(&(job.file.id.clone(), id)) {
         Cancelled::WasWaiting => app.runner.end_unstarted(&job.file.id, id),

@@ -78,8 +78,6 @@ fn a_run_goes_created_running_success_and_writes_the_old_layout() {
     assert_eq!(
         wd.tree(EXECUTION),
         [
-            // Added by Servitor: who asked for the run.
-            "audit.json",
             "input.json",
             "logs",
             "logs/main.txt",

@@ -60,10 +60,20 @@ fn runs_and_cancels_record_who_asked() {
     assert_eq!((triggered.uid, triggered.gid, triggered.pid), me);
     let cancelled = ended.cancelled_by.expect("who cancelled it");
     assert_eq!((cancelled.uid, cancelled.gid, cancelled.pid), me);
-    let audit = wd.read(&format!("state/jobs/long/executions/{id}/audit.json"));
-    assert!(
-        audit.contains("\"triggered_by\"") && audit.contains("\"cancelled_by\""),
-        "{audit}"
+    // One line per request in the job's audit trail, which survives a restart.
+    let trail = wd.read("state/jobs/long/audit.tsv");
+    let (uid, gid, pid) = (me.0, me.1, me.2.unwrap());
+    assert_eq!(
+        trail,
+        format!("{id}\trun\t{uid}\t{gid}\t{pid}\n{id}\tcancel\t{uid}\t{gid}\t{pid}\n")
+    );
+    let mut daemon = daemon;
+    daemon.terminate();
+    daemon.start_again();
+    let reloaded = daemon.execution("long", &id);
+    assert_eq!(
+        (reloaded.triggered_by, reloaded.cancelled_by),
+        (Some(triggered), Some(cancelled))
     );
     let log = daemon.log();
     assert!(
@@ -134,4 +144,65 @@ fn a_client_trickling_its_headers_is_dropped_and_blocks_nobody() {
     let closed = slow.read_to_end(&mut rest);
     assert!(closed.is_ok(), "still open: {closed:?}");
     assert!(!String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 200"));
+}
+
+/// Sends raw bytes and reads until the daemon closes the connection.
+fn exchange(daemon: &crate::support::Daemon, request: &[u8]) -> String {
+    let mut stream = UnixStream::connect(daemon.socket()).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.write_all(request).unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[test]
+fn http_1_0_pipelining_and_ten_thousand_parameters() {
+    let wd = Workdir::new().job("hello", &sh("echo hi"));
+    let daemon = wd.start();
+
+    // HTTP/1.0: answered, then closed (no keep-alive unless asked).
+    let old = exchange(&daemon, b"GET /api/jobs/get_list HTTP/1.0\r\n\r\n");
+    assert!(old.starts_with("HTTP/1.0 200"), "{old}");
+    assert!(
+        old.ends_with(r#"[{"job_id":"hello","input_spec":{}}]"#),
+        "{old}"
+    );
+
+    // Three requests in one write: three answers, in order.
+    let pipelined = exchange(
+        &daemon,
+        b"GET /api/jobs/get?job_id=hello HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /api/jobs/get?job_id=nope HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /api/jobs/get_list HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let statuses: Vec<&str> = pipelined
+        .match_indices("HTTP/1.1 ")
+        .map(|(at, _)| &pipelined[at + 9..at + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "404", "200"], "{pipelined}");
+
+    // 10 000 parameters fit in the head, but only 1000 are read.
+    let many = "a=1&".repeat(10_000);
+    let refused = daemon.get(&format!("/api/jobs/get?{many}job_id=hello"));
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.text().contains("at most 1000 parameters"),
+        "{}",
+        refused.text()
+    );
+
+    // Garbage request lines: a clean 4xx or a closed connection, and the daemon stays.
+    for garbage in [
+        &b"\x00\x01\x02 / HTTP/1.1\r\n\r\n"[..],
+        b"GET\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+    ] {
+        let reply = exchange(&daemon, garbage);
+        assert!(
+            reply.is_empty() || reply.starts_with("HTTP/1.1 4"),
+            "{garbage:?}: {reply}"
+        );
+    }
+    assert_eq!(daemon.jobs().len(), 1);
 }
