@@ -32,7 +32,7 @@ struct Args {
     #[arg(long, env = "SERVITOR_HOOK_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     hook_timeout: Duration,
     /// Flush every state change (file and folder) to the disk before going on, so it
-    /// survives a power loss too; costs about half the run throughput.
+    /// survives a power loss too; costs more than half the run throughput.
     #[arg(long, env = "SERVITOR_FSYNC")]
     fsync: bool,
 }
