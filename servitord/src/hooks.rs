@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use servitor_shared::{ExecutionStatus, RunResult};
 use tokio::process::Command;
+use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
@@ -36,6 +37,8 @@ pub struct Hooks {
     timeout: Duration,
     turns: Arc<Semaphore>,
     running: TaskTracker,
+    /// The daemon's main runtime: hooks outlive the runs thread that reports the ends.
+    runtime: Handle,
 }
 
 /// A run that has ended, as hooks learn of it.
@@ -59,6 +62,7 @@ impl Hooks {
             timeout,
             turns: Arc::new(Semaphore::new(AT_ONCE)),
             running: TaskTracker::new(),
+            runtime: Handle::current(),
         }
     }
 
@@ -69,14 +73,15 @@ impl Hooks {
             return;
         }
         let this = Arc::clone(self);
-        self.running.spawn(async move {
+        let task = async move {
             for hook in hooks {
                 let Ok(_turn) = this.turns.acquire().await else {
                     return;
                 };
                 this.run_one(&hook, &ended).await;
             }
-        });
+        };
+        self.running.spawn_on(task, &self.runtime);
     }
 
     /// Waits for the hooks still running (each is bounded by the timeout).

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 /// The query-string parser every API route reads its parameters with.
@@ -91,15 +91,19 @@ pub async fn run(
 
     // Runs left queued by a previous daemon go first, so workers start after recovery;
     // the API answers meanwhile.
+    let (recovered, recovered_rx) = oneshot::channel();
+    let workers = app
+        .runner
+        .spawn_workers(config.workers, app.shutdown.clone(), recovered_rx)
+        .context("cannot start the workers' thread")?;
     let started = tokio::spawn({
         let app = Arc::clone(&app);
-        let workers = config.workers;
         async move {
             let adopted = recovery::recover(Arc::clone(&app)).await;
-            let workers = app.runner.spawn_workers(workers, app.shutdown.clone());
+            let _ = recovered.send(());
             app.ready.store(true, std::sync::atomic::Ordering::Release);
             tracing::info!("ready: history loaded, workers up");
-            (adopted, workers)
+            adopted
         }
     });
 
@@ -128,10 +132,12 @@ pub async fn run(
         tracing::warn!("leaving API connections that did not close");
     }
 
-    let (mut adopted, mut workers) = started.await.context("restart recovery failed")?;
+    let mut adopted = started.await.context("restart recovery failed")?;
     let mut all = JoinSet::new();
     all.spawn(async move { while adopted.join_next().await.is_some() {} });
-    all.spawn(async move { while workers.join_next().await.is_some() {} });
+    all.spawn(async move {
+        let _ = workers.await;
+    });
     loop {
         tokio::select! {
             done = all.join_next() => if done.is_none() { break },

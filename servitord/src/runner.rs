@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use servitor_shared::inputs::SECRET_MASK;
 use servitor_shared::{ExecutionStatus, InputValues, RunResult};
 use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -67,38 +68,61 @@ impl Runner {
         }
     }
 
-    /// Starts `count` workers. They stop taking runs once `shutdown` is cancelled and
-    /// end when their current run has ended.
+    /// Starts `count` workers on a thread of their own, so that no load on the API (a
+    /// crowd of event streams, say) delays a run's steps: the OS shares the CPUs
+    /// between the two threads fairly, where one runtime would queue a run's next step
+    /// behind every stream woken before it. The workers begin once `start` resolves
+    /// (restart recovery is done) and stop taking runs once `shutdown` is cancelled; the
+    /// answer resolves when their last runs have ended.
     pub fn spawn_workers(
         self: &Arc<Self>,
         count: usize,
         shutdown: CancellationToken,
-    ) -> JoinSet<()> {
-        let mut workers = JoinSet::new();
-        for _ in 0..count {
-            let runner = Arc::clone(self);
-            let shutdown = shutdown.clone();
-            workers.spawn(async move {
-                loop {
-                    let ticket = tokio::select! {
-                        biased;
-                        () = shutdown.cancelled() => break,
-                        ticket = runner.queue.pop() => ticket,
-                    };
-                    let key = ticket.key.clone();
-                    // Its own task, so that even a bug in one run cannot take the worker down.
-                    let run = tokio::spawn({
-                        let runner = Arc::clone(&runner);
-                        async move { runner.execute(ticket).await }
-                    });
-                    if let Err(e) = run.await {
-                        tracing::error!(job = %key.0, execution = key.1, "run task failed: {e}");
+        start: oneshot::Receiver<()>,
+    ) -> io::Result<oneshot::Receiver<()>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (finished, finished_rx) = oneshot::channel();
+        let runner = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("servitor-runs".into())
+            .spawn(move || {
+                runtime.block_on(async {
+                    // Recovery failing (its sender dropped) must not stop new runs.
+                    let _ = start.await;
+                    let mut workers = JoinSet::new();
+                    for _ in 0..count {
+                        workers.spawn(Arc::clone(&runner).work(shutdown.clone()));
                     }
-                    runner.queue.done(&key);
-                }
+                    while workers.join_next().await.is_some() {}
+                });
+                // Dropping the runtime waits for its blocking tasks (pruning) to end.
+                drop(runtime);
+                let _ = finished.send(());
+            })?;
+        Ok(finished_rx)
+    }
+
+    /// One worker: takes runs off the queue until `shutdown`.
+    async fn work(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let ticket = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                ticket = self.queue.pop() => ticket,
+            };
+            let key = ticket.key.clone();
+            // Its own task, so that even a bug in one run cannot take the worker down.
+            let run = tokio::spawn({
+                let runner = Arc::clone(&self);
+                async move { runner.execute(ticket).await }
             });
+            if let Err(e) = run.await {
+                tracing::error!(job = %key.0, execution = key.1, "run task failed: {e}");
+            }
+            self.queue.done(&key);
         }
-        workers
     }
 
     /// Ends a run that never started because it was cancelled while queued.
@@ -156,7 +180,7 @@ impl Runner {
             return self.fail_to_start(job, id, ExecutionStatus::Failure, message);
         }
         let started = Instant::now();
-        let child = match self.spawn(job, id, &inputs, &settings).await {
+        let child = match self.spawn(job, id, &inputs, &settings) {
             Ok(child) => child,
             Err(e) => {
                 tracing::warn!(job, execution = id, "could not start: {e}");
@@ -231,7 +255,7 @@ impl Runner {
     /// output going straight to the log file (a daemon crash cannot lose any of it).
     /// The log is opened, and so made, just before: a crash from here to `running`
     /// leaves a `created` run with a log, which the next start knows may have run.
-    async fn spawn(
+    fn spawn(
         &self,
         job: &str,
         id: u64,
@@ -264,11 +288,9 @@ impl Runner {
             .env("SERVITOR_ROOT", &self.root)
             .env("SERVITOR_JOB", job)
             .env("SERVITOR_JOB_EXECUTION", id.to_string());
-        // Starting a process holds its thread until the child has exec'd: done on a
-        // blocking thread, so the API's threads keep answering meanwhile.
-        tokio::task::spawn_blocking(move || command.spawn())
-            .await
-            .unwrap_or_else(|e| Err(io::Error::other(e)))
+        // Holds the runs thread until the child has exec'd (a vfork): cheaper than a trip
+        // to another thread and back, and the API's threads keep answering meanwhile.
+        command.spawn()
     }
 
     /// Waits for the process, or stops its whole group when the run is cancelled or
