@@ -158,7 +158,8 @@ impl Daemon {
     }
 }
 
-/// CPU time (user + system) of a process (`"self"` or a pid) and of its children it
+/// CPU time (user + system) of a process (`"self"`, a pid, or `"thread-self"` for the
+/// calling thread) and of its children it
 /// has waited for, in clock ticks (1/100 s on Linux).
 pub fn cpu(pid: &str) -> (u64, u64) {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

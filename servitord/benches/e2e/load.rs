@@ -16,6 +16,7 @@ use rustix::io::Errno;
 
 use crate::Bench;
 use crate::client::{ChunkDecoder, Conn, Step};
+use crate::daemon::cpu;
 use crate::report::{Row, Samples, Table, Target, Unit};
 use crate::runs::{self, Runs, TICKER_JOB};
 
@@ -30,7 +31,7 @@ struct Received {
 /// Open streams, drained by one thread until `stop`.
 struct Crowd {
     stop: Arc<AtomicBool>,
-    reader: JoinHandle<io::Result<Vec<Received>>>,
+    reader: JoinHandle<io::Result<(Vec<Received>, u64)>>,
 }
 
 impl Crowd {
@@ -49,13 +50,18 @@ impl Crowd {
         Ok(Self { stop, reader })
     }
 
-    fn close(self) -> io::Result<Vec<Received>> {
+    /// What each client received, and the reading thread's CPU time in clock ticks.
+    fn close(self) -> io::Result<(Vec<Received>, u64)> {
         self.stop.store(true, Ordering::Relaxed);
         self.reader.join().expect("the crowd's reader panicked")
     }
 }
 
-fn drain(streams: Vec<(UnixStream, Vec<u8>)>, stop: &AtomicBool) -> io::Result<Vec<Received>> {
+fn drain(
+    streams: Vec<(UnixStream, Vec<u8>)>,
+    stop: &AtomicBool,
+) -> io::Result<(Vec<Received>, u64)> {
+    let began = cpu("thread-self").0;
     let poller = epoll::create(epoll::CreateFlags::CLOEXEC)?;
     let mut clients: Vec<(UnixStream, ChunkDecoder, Vec<u8>, Received)> = Vec::new();
     for (i, (stream, buffered)) in streams.into_iter().enumerate() {
@@ -111,10 +117,11 @@ fn drain(streams: Vec<(UnixStream, Vec<u8>)>, stop: &AtomicBool) -> io::Result<V
             }
         }
     }
-    Ok(clients
+    let received = clients
         .into_iter()
         .map(|(_, _, _, received)| received)
-        .collect())
+        .collect();
+    Ok((received, cpu("thread-self").0 - began))
 }
 
 pub fn run(bench: &mut Bench, runs: &Runs) -> io::Result<()> {
@@ -122,6 +129,7 @@ pub fn run(bench: &mut Bench, runs: &Runs) -> io::Result<()> {
     let (count, clients) = (sizes.runs_per_batch, sizes.posting_clients);
     let (followers, event_clients) = (sizes.followers, sizes.event_clients);
     let mut conn = runs.daemon.conn();
+    let pid = runs.daemon.pid().to_string();
     // Outlasts the scenario (cancelled at its end), yet ends by itself if the bench fails.
     let ticker = runs::post(&mut conn, TICKER_JOB, "&input_value_COUNT=4000")?;
     runs.events
@@ -144,6 +152,8 @@ pub fn run(bench: &mut Bench, runs: &Runs) -> io::Result<()> {
             "runs/s",
             "vs no streams",
             "all served",
+            "servitord CPU",
+            "clients' CPU",
         ],
     );
     let mut baseline = 0.0;
@@ -152,11 +162,18 @@ pub fn run(bench: &mut Bench, runs: &Runs) -> io::Result<()> {
         let mut targets = vec!["/api/events".to_owned(); events];
         targets.extend(std::iter::repeat_n(follow.clone(), follows));
         let crowd = Crowd::open(&runs.daemon.socket, &targets)?;
+        let before = cpu(&pid).0;
         let batch = runs::batch(runs, count, clients)?;
+        // Of one CPU, over the batch (10 ms ticks).
+        let busy = |ticks: u64| {
+            let seconds = count as f64 / batch.runs_per_sec;
+            format!("{:.0} %", ticks as f64 / 100.0 / seconds * 100.0)
+        };
+        let daemon_cpu = busy(cpu(&pid).0 - before);
         // Lets the last events and log lines reach every client.
         std::thread::sleep(Duration::from_millis(300));
         let lines_now = std::fs::read(&log)?.iter().filter(|b| **b == b'\n').count() as u64;
-        let received = crowd.close()?;
+        let (received, reader_ticks) = crowd.close()?;
         let served = served(&received[..events], 3 * count as u64)
             && served(&received[events..], lines_now.saturating_sub(2));
         if events == 0 && follows == 0 {
@@ -176,6 +193,8 @@ pub fn run(bench: &mut Bench, runs: &Runs) -> io::Result<()> {
             format!("{:.0}", batch.runs_per_sec),
             format!("{:.0} %", ratio * 100.0),
             if served { "yes" } else { "NO" }.into(),
+            daemon_cpu,
+            busy(reader_ticks),
         ]);
     }
     bench.series.push(table);
