@@ -34,8 +34,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 /// The query-string parser every API route reads its parameters with.
 pub use crate::api::Params;
@@ -91,16 +92,16 @@ pub async fn run(
 
     // Runs left queued by a previous daemon go first, so workers start after recovery;
     // the API answers meanwhile.
-    let (recovered, recovered_rx) = oneshot::channel();
-    let workers = app
+    let recovered = CancellationToken::new();
+    let mut workers = app
         .runner
-        .spawn_workers(config.workers, app.shutdown.clone(), recovered_rx)
-        .context("cannot start the workers' thread")?;
+        .spawn_workers(config.workers, recovered.clone(), app.shutdown.clone())
+        .context("cannot start the workers' threads")?;
     let started = tokio::spawn({
         let app = Arc::clone(&app);
         async move {
             let adopted = recovery::recover(Arc::clone(&app)).await;
-            let _ = recovered.send(());
+            recovered.cancel();
             app.ready.store(true, std::sync::atomic::Ordering::Release);
             tracing::info!("ready: history loaded, workers up");
             adopted
@@ -135,9 +136,7 @@ pub async fn run(
     let mut adopted = started.await.context("restart recovery failed")?;
     let mut all = JoinSet::new();
     all.spawn(async move { while adopted.join_next().await.is_some() {} });
-    all.spawn(async move {
-        let _ = workers.await;
-    });
+    all.spawn(async move { while workers.recv().await.is_some() {} });
     loop {
         tokio::select! {
             done = all.join_next() => if done.is_none() { break },

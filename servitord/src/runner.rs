@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use servitor_shared::inputs::SECRET_MASK;
 use servitor_shared::{ExecutionStatus, InputValues, RunResult};
 use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
-use tokio::task::JoinSet;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, Entry};
@@ -68,40 +67,40 @@ impl Runner {
         }
     }
 
-    /// Starts `count` workers on a thread of their own, so that no load on the API (a
-    /// crowd of event streams, say) delays a run's steps: the OS shares the CPUs
-    /// between the two threads fairly, where one runtime would queue a run's next step
-    /// behind every stream woken before it. The workers begin once `start` resolves
-    /// (restart recovery is done) and stop taking runs once `shutdown` is cancelled; the
-    /// answer resolves when their last runs have ended.
+    /// Starts `count` workers, each on a thread of its own, so that no load on the API
+    /// (a crowd of event streams, say) delays a run's steps: the OS shares the CPUs
+    /// between threads fairly, where one runtime would queue a run's next step behind
+    /// every stream woken before it. One thread per worker, like the floor's spawning
+    /// loops: starting a process holds its thread (a vfork), and holds up no other
+    /// worker. The workers begin once `start` is cancelled (restart recovery is done)
+    /// and stop taking runs once `shutdown` is; the answer's `recv` gives `None` when
+    /// their last runs have ended.
     pub fn spawn_workers(
         self: &Arc<Self>,
         count: usize,
+        start: CancellationToken,
         shutdown: CancellationToken,
-        start: oneshot::Receiver<()>,
-    ) -> io::Result<oneshot::Receiver<()>> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let (finished, finished_rx) = oneshot::channel();
-        let runner = Arc::clone(self);
-        std::thread::Builder::new()
-            .name("servitor-runs".into())
-            .spawn(move || {
-                runtime.block_on(async {
-                    // Recovery failing (its sender dropped) must not stop new runs.
-                    let _ = start.await;
-                    let mut workers = JoinSet::new();
-                    for _ in 0..count {
-                        workers.spawn(Arc::clone(&runner).work(shutdown.clone()));
-                    }
-                    while workers.join_next().await.is_some() {}
-                });
-                // Dropping the runtime waits for its blocking tasks (pruning) to end.
-                drop(runtime);
-                let _ = finished.send(());
-            })?;
-        Ok(finished_rx)
+    ) -> io::Result<mpsc::Receiver<()>> {
+        let (running, finished) = mpsc::channel(1);
+        for n in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (runner, start, shutdown) = (Arc::clone(self), start.clone(), shutdown.clone());
+            let running = running.clone();
+            std::thread::Builder::new()
+                .name(format!("servitor-run-{n}"))
+                .spawn(move || {
+                    runtime.block_on(async {
+                        start.cancelled().await;
+                        runner.work(shutdown).await;
+                    });
+                    // Dropping the runtime waits for its blocking tasks (pruning) to end.
+                    drop(runtime);
+                    drop(running);
+                })?;
+        }
+        Ok(finished)
     }
 
     /// One worker: takes runs off the queue until `shutdown`.
