@@ -100,8 +100,11 @@ pub async fn run(
     let started = tokio::spawn({
         let app = Arc::clone(&app);
         async move {
+            // Opens the workers' gate when dropped: even a failed recovery must not
+            // stop new runs.
+            let gate = recovered.drop_guard();
             let adopted = recovery::recover(Arc::clone(&app)).await;
-            recovered.cancel();
+            drop(gate);
             app.ready.store(true, std::sync::atomic::Ordering::Release);
             tracing::info!("ready: history loaded, workers up");
             adopted
