@@ -37,7 +37,7 @@ pub struct Hooks {
     timeout: Duration,
     turns: Arc<Semaphore>,
     running: TaskTracker,
-    /// The daemon's main runtime: hooks outlive the runs thread that reports the ends.
+    /// The daemon's main runtime: hooks outlive the worker threads that report the ends.
     runtime: Handle,
 }
 

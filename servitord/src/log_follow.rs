@@ -239,7 +239,10 @@ async fn send_rest(
     sender: &mpsc::Sender<io::Result<Bytes>>,
 ) -> io::Result<bool> {
     loop {
-        let read = file.read(buffer)?;
+        let read = match file.read(buffer) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            read => read?,
+        };
         if read == 0 {
             return Ok(true);
         }
