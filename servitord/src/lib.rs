@@ -114,6 +114,7 @@ pub async fn run(
     let server = tokio::spawn(server::serve(
         listener,
         api::router(Arc::clone(&app)),
+        config.workers,
         app.shutdown.clone(),
     ));
 

@@ -32,6 +32,9 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// File descriptors kept back from connections for runs (a log, the child's
 /// descriptors, the state files).
 const RESERVED_FDS: u64 = 256;
+/// And for each worker: its thread's runtime (an epoll, its waker, the signal pipe)
+/// and the pidfd of its running child.
+const FDS_PER_WORKER: u64 = 5;
 /// How long to wait after a failed accept (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -43,12 +46,15 @@ struct Open {
 }
 
 /// Serves `router` on `listener` until `shutdown`, then stops accepting at once and
-/// returns the connections' tasks, which end once their answers are done.
+/// returns the connections' tasks, which end once their answers are done. `workers`
+/// tells how many file descriptors the runs need.
 pub async fn serve(
     listener: UnixListener,
     router: Router,
+    workers: usize,
     shutdown: CancellationToken,
 ) -> TaskTracker {
+    let reserved = RESERVED_FDS + FDS_PER_WORKER * workers as u64;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
@@ -68,7 +74,7 @@ pub async fn serve(
                 }
             },
         };
-        let (id, close) = admit(&open);
+        let (id, close) = admit(&open, reserved);
         let peer = stream.peer_cred().ok().map(|cred| Peer {
             uid: cred.uid(),
             gid: cred.gid(),
@@ -116,8 +122,8 @@ pub async fn serve(
 
 /// Registers a new connection, first asking the oldest ones to close while there are
 /// as many as the open files limit allows.
-fn admit(open: &Mutex<Open>) -> (u64, Arc<Notify>) {
-    let cap = connection_cap();
+fn admit(open: &Mutex<Open>, reserved: u64) -> (u64, Arc<Notify>) {
+    let cap = connection_cap(reserved);
     let mut open = lock(open);
     while open.connections.len() as u64 >= cap {
         let Some((_, oldest)) = open.connections.pop_front() else {
@@ -133,11 +139,11 @@ fn admit(open: &Mutex<Open>) -> (u64, Arc<Notify>) {
 }
 
 /// How many connections may be open: the open files limit minus what runs need.
-fn connection_cap() -> u64 {
+fn connection_cap(reserved: u64) -> u64 {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-    limit.current.map_or(u64::MAX, |current| {
-        current.saturating_sub(RESERVED_FDS).max(1)
-    })
+    limit
+        .current
+        .map_or(u64::MAX, |current| current.saturating_sub(reserved).max(1))
 }
 
 fn lock(open: &Mutex<Open>) -> MutexGuard<'_, Open> {
