@@ -166,6 +166,31 @@ pub(crate) fn allowed_growth_kib(runs: usize) -> u64 {
     32 * 1024 + 4 * runs as u64
 }
 
+/// Prints `report` with what servitord (`pid`) holds after the test against its idle
+/// level, then checks its memory grew by no more than `runs` runs allow.
+pub(crate) fn report_footprint(
+    report: &str,
+    pid: u32,
+    idle_fds: usize,
+    rss_before: u64,
+    runs: usize,
+) {
+    let rss_after = procfs::rss_kib(pid);
+    eprintln!(
+        "{report}; servitord fds {idle_fds} idle, {} after; RSS {} idle, {} after (peak {})",
+        procfs::fd_count(pid),
+        procfs::mib(rss_before),
+        procfs::mib(rss_after),
+        procfs::mib(procfs::peak_rss_kib(pid))
+    );
+    assert!(
+        rss_after <= rss_before + allowed_growth_kib(runs),
+        "RSS grew from {} to {}",
+        procfs::mib(rss_before),
+        procfs::mib(rss_after)
+    );
+}
+
 /// The API path of a run's log.
 fn log_target(job: &str, id: &str) -> String {
     format!(

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use servitor_shared::ExecutionStatus::{self, Cancelled, Failure, Running, Success};
 
 use super::{
-    DRAIN_TIMEOUT, FLOOD_LINE, FloodCheck, allowed_growth_kib, assert_no_zombie, log_target,
-    post_all, wait_all_ended,
+    DRAIN_TIMEOUT, FLOOD_LINE, FloodCheck, assert_no_zombie, log_target, post_all,
+    report_footprint, wait_all_ended,
 };
 use crate::support::{
     TIMEOUT, Workdir, job_processes, procfs, run_processes, size_from_env, wait_until,
@@ -299,22 +299,17 @@ fn a_thousand_misbehaving_runs_leak_nothing() {
     );
     assert_no_zombie(&daemon);
     procfs::wait_fds_back(pid, &baseline);
-    let rss_after = procfs::rss_kib(pid);
-    eprintln!(
-        "misbehaving runs: {} runs + {} cancelled in {took:.1?}; servitord fds {} idle, {} after; RSS {} idle, {} after (peak {})",
+    let report = format!(
+        "misbehaving runs: {} runs + {} cancelled in {took:.1?}",
         runs.len(),
-        stubborn.len(),
-        baseline.len(),
-        procfs::fd_count(pid),
-        procfs::mib(rss_before),
-        procfs::mib(rss_after),
-        procfs::mib(procfs::peak_rss_kib(pid))
+        stubborn.len()
     );
-    assert!(
-        rss_after <= rss_before + allowed_growth_kib(runs.len() + stubborn.len()),
-        "RSS grew from {} to {}",
-        procfs::mib(rss_before),
-        procfs::mib(rss_after)
+    report_footprint(
+        &report,
+        pid,
+        baseline.len(),
+        rss_before,
+        runs.len() + stubborn.len(),
     );
 }
 
