@@ -44,17 +44,17 @@ pub struct Snapshot {
     /// Sorted by id.
     pub entries: Vec<Arc<Entry>>,
     index: HashMap<String, usize>,
-    /// The answer of `GET /api/jobs/get_list`.
-    pub list_json: Bytes,
 }
 
 /// A job with what its sidecar files say.
 pub struct Entry {
     pub file: JobFile,
-    /// As the API describes it (a broken spec or settings file in `error`).
-    pub job: Job,
     /// What a run needs, or why the job cannot run.
     pub run: Result<(InputSpec, Settings), String>,
+    /// The job as the API describes it (a broken spec or settings file in `error`), as
+    /// JSON up to its last field's value: `{"job_id":...,"last_execution":`, so that
+    /// answers listing many jobs only append each job's newest execution.
+    pub json_head: Bytes,
 }
 
 /// A discovered job.
@@ -181,18 +181,12 @@ impl Catalog {
             .into_iter()
             .map(|file| Arc::new(self.read(file)))
             .collect();
-        let jobs: Vec<&Job> = entries.iter().map(|entry| &entry.job).collect();
-        let list_json = serde_json::to_vec(&jobs).expect("jobs serialize").into();
         let index = entries
             .iter()
             .enumerate()
             .map(|(at, entry)| (entry.file.id.clone(), at))
             .collect();
-        Snapshot {
-            entries,
-            index,
-            list_json,
-        }
+        Snapshot { entries, index }
     }
 
     /// Reads a job's spec and settings; a broken file is reported, not fatal.
@@ -220,12 +214,18 @@ impl Catalog {
                 .map(|(written, _)| written.clone())
                 .unwrap_or_else(|_| JobSettings::default()),
             error: error.clone(),
+            last_execution: None,
         };
         let run = match (spec, settings) {
             (Ok(spec), Ok((_, checked))) => Ok((spec, checked)),
             _ => Err(error.unwrap_or_default()),
         };
-        Entry { file, job, run }
+        let json_head = json_head(&job);
+        Entry {
+            file,
+            run,
+            json_head,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Cache> {
@@ -294,6 +294,16 @@ fn walk(
     }
 }
 
+/// A job's JSON without its `last_execution` value and closing brace (that field is
+/// last, and `null` here).
+fn json_head(job: &Job) -> Bytes {
+    let json = serde_json::to_vec(job).expect("a job serializes");
+    let head = json
+        .strip_suffix(b"null}")
+        .expect("a job's JSON ends with its last_execution, null here");
+    Bytes::copy_from_slice(head)
+}
+
 fn identity(meta: &Metadata) -> (u64, u64) {
     (meta.dev(), meta.ino())
 }
@@ -307,6 +317,13 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     use super::*;
+
+    impl Entry {
+        /// The job as the API describes it, never run.
+        fn job(&self) -> Job {
+            serde_json::from_slice(&[&self.json_head[..], b"null}"].concat()).unwrap()
+        }
+    }
 
     fn write(path: &Path, mode: u32) {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -382,18 +399,18 @@ mod tests {
         fs::write(dir.path().join("broken.input.json"), "{not json").unwrap();
         let catalog = Catalog::new(dir.path().to_owned(), Duration::from_secs(10));
 
-        let greet = catalog.find("greet").unwrap().job.clone();
+        let greet = catalog.find("greet").unwrap().job();
         assert_eq!(
             serde_json::to_string(&greet.input_spec).unwrap(),
             r#"{"NAME":{},"CITY":{"x":1}}"#
         );
-        let plain = catalog.find("plain").unwrap().job.clone();
+        let plain = catalog.find("plain").unwrap().job();
         assert!(plain.input_spec.is_empty() && plain.settings.is_empty());
         let broken = catalog.find("broken").unwrap();
-        assert!(broken.job.input_spec.is_empty());
+        assert!(broken.job().input_spec.is_empty());
         assert!(
             broken
-                .job
+                .job()
                 .error
                 .as_ref()
                 .unwrap()
@@ -426,12 +443,12 @@ mod tests {
             catalog
                 .find("a/second")
                 .unwrap()
-                .job
+                .job()
                 .input_spec
                 .contains_key("X")
         );
         fs::write(dir.path().join("a/.settings.json"), r#"{"timeout": "1s"}"#).unwrap();
-        let settings = catalog.find("a/first").unwrap().job.settings.clone();
+        let settings = catalog.find("a/first").unwrap().job().settings;
         assert_eq!(settings.timeout.as_deref(), Some("1s"));
         fs::create_dir(dir.path().join("b")).unwrap();
         write(&dir.path().join("b/third"), 0o755);

@@ -13,9 +13,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use bytes::Bytes;
 use jiff::Timestamp;
 use servitor_shared::{
-    Event, Execution, ExecutionStatus, InputValues, Peer, RunResult, StatusChange,
+    Event, Execution, ExecutionStatus, InputValues, LastExecution, Peer, RunResult, StatusChange,
 };
 use tokio::sync::watch;
 
@@ -37,11 +38,18 @@ pub struct Store {
     /// Flush every change to the disk before going on (`--fsync`), so it survives a
     /// power loss, not only a crash of servitord.
     fsync: bool,
-    jobs: Mutex<HashMap<String, Arc<JobSlot>>>,
+    jobs: Mutex<HashMap<String, Arc<Mutex<JobSlot>>>>,
 }
 
-/// One job's history; `None` until loaded from disk.
-type JobSlot = Mutex<Option<JobHistory>>;
+/// One job's history, loaded from disk on first use.
+#[derive(Default)]
+struct JobSlot {
+    history: Option<JobHistory>,
+    /// The newest execution in short, as JSON (`null`: never run), kept between
+    /// changes: `GET /api/jobs/get_list` gives it for every job. Known before the
+    /// history is loaded when read alone (`read_last_execution`).
+    last_execution: Option<Bytes>,
+}
 
 struct JobHistory {
     dir: PathBuf,
@@ -109,14 +117,14 @@ impl Store {
         self.jobs_root.join(job).join("executions")
     }
 
-    fn slot(&self, job: &str) -> Arc<JobSlot> {
+    fn slot(&self, job: &str) -> Arc<Mutex<JobSlot>> {
         lock(&self.jobs).entry(job.to_owned()).or_default().clone()
     }
 
     /// Loads a job's history off the async threads, if it is not in memory yet.
     pub async fn preload(self: &Arc<Self>, job: &str) {
         let slot = self.slot(job);
-        if lock(&slot).is_some() {
+        if lock(&slot).history.is_some() {
             return;
         }
         let store = Arc::clone(self);
@@ -126,15 +134,53 @@ impl Store {
 
     /// Runs `f` on the job's history, loading it first if needed.
     fn with_history<R>(&self, job: &str, f: impl FnOnce(&mut JobHistory) -> R) -> R {
+        self.in_slot(job, false, f)
+    }
+
+    /// `with_history` for a change to the job's executions: the newest one is worked
+    /// out again when next asked for.
+    fn change<R>(&self, job: &str, f: impl FnOnce(&mut JobHistory) -> R) -> R {
+        self.in_slot(job, true, f)
+    }
+
+    fn in_slot<R>(&self, job: &str, changes: bool, f: impl FnOnce(&mut JobHistory) -> R) -> R {
         let slot = self.slot(job);
-        let mut guard = lock(&slot);
-        let history = guard.get_or_insert_with(|| JobHistory::load(job, self.executions_dir(job)));
+        let mut slot = lock(&slot);
+        if changes {
+            slot.last_execution = None;
+        }
+        let history = slot
+            .history
+            .get_or_insert_with(|| JobHistory::load(job, self.executions_dir(job)));
         f(history)
+    }
+
+    /// The job's newest execution in short, as JSON (`null` for a job never run).
+    /// `None` when that needs reading the disk and `read` is false: then call again
+    /// off the async threads with `read`.
+    pub fn last_execution_json(&self, job: &str, read: bool) -> Option<Bytes> {
+        let slot = self.slot(job);
+        let mut slot = lock(&slot);
+        if let Some(json) = &slot.last_execution {
+            return Some(json.clone());
+        }
+        let last = match &slot.history {
+            Some(history) => history
+                .executions
+                .iter()
+                .next_back()
+                .map(|(id, record)| record.last_execution(*id)),
+            None if read => read_last_execution(job, &self.executions_dir(job)),
+            None => return None,
+        };
+        let json = Bytes::from(serde_json::to_vec(&last).expect("an execution serializes"));
+        slot.last_execution = Some(json.clone());
+        Some(json)
     }
 
     /// Records a new execution as `created` and returns its id; `peer` asked for it.
     pub fn create(&self, job: &str, inputs: InputValues, peer: Option<Peer>) -> io::Result<u64> {
-        self.with_history(job, |history| {
+        self.change(job, |history| {
             fs::create_dir_all(&history.dir)?;
             let mut id = history.last_id + 1;
             while history.dir.join(id.to_string()).exists() {
@@ -243,7 +289,7 @@ impl Store {
         status: ExecutionStatus,
         save: bool,
     ) -> io::Result<()> {
-        self.with_history(job, |history| {
+        self.change(job, |history| {
             let dir = history.dir.join(id.to_string());
             let record = history.executions.entry(id).or_default();
             let change = new_change(status);
@@ -276,7 +322,7 @@ impl Store {
         debug_assert!(status.is_terminal());
         // Memory holds what the file will hold.
         let result = files::parse_result(&files::format_result(&result)).unwrap_or(result);
-        let written = self.with_history(job, |history| {
+        let written = self.change(job, |history| {
             let path = history.dir.join(id.to_string()).join(files::RESULT);
             let written = write_atomic(self.fsync, &path, files::format_result(&result).as_bytes());
             let record = history.executions.entry(id).or_default();
@@ -390,7 +436,7 @@ impl Store {
 impl Store {
     /// For every job loaded so far: when its last success and last failure ended.
     pub fn last_ends(&self) -> Vec<(String, Option<Timestamp>, Option<Timestamp>)> {
-        let slots: Vec<(String, Arc<JobSlot>)> = lock(&self.jobs)
+        let slots: Vec<(String, Arc<Mutex<JobSlot>>)> = lock(&self.jobs)
             .iter()
             .map(|(job, slot)| (job.clone(), Arc::clone(slot)))
             .collect();
@@ -398,7 +444,7 @@ impl Store {
             .into_iter()
             .filter_map(|(job, slot)| {
                 let guard = lock(&slot);
-                let history = guard.as_ref()?;
+                let history = guard.history.as_ref()?;
                 Some((job, history.last_success, history.last_failure))
             })
             .collect()
@@ -597,6 +643,23 @@ impl Record {
         last.timestamp.parse().ok()
     }
 
+    fn last_execution(&self, id: u64) -> LastExecution {
+        let at = |wanted: fn(ExecutionStatus) -> bool| {
+            self.history
+                .iter()
+                .find(|change| wanted(change.status))
+                .map(|change| change.timestamp.clone())
+        };
+        LastExecution {
+            execution_id: id.to_string(),
+            status: self.status(),
+            created_at: at(|status| status == ExecutionStatus::Created),
+            started_at: at(|status| status == ExecutionStatus::Running),
+            ended_at: at(ExecutionStatus::is_terminal),
+            result: self.result.clone(),
+        }
+    }
+
     fn describe(&self, id: u64) -> Execution {
         Execution {
             execution_id: id.to_string(),
@@ -630,6 +693,34 @@ fn read_optional<T>(
         Err(e) => Err(format!("cannot read {name}: {e}")),
     };
     parsed.map_err(|problem| problems.push(problem)).ok()
+}
+
+/// The newest execution of a job whose history is not loaded, read alone: the one
+/// `last_execution.txt` names, or the highest folder when that one is missing (a crash
+/// between saving the counter and the folder, or an old tool's state).
+fn read_last_execution(job: &str, dir: &Path) -> Option<LastExecution> {
+    let counted = fs::read_to_string(dir.join(files::LAST_EXECUTION))
+        .ok()
+        .and_then(|text| files::parse_last_execution(&text))
+        .filter(|id| dir.join(id.to_string()).is_dir());
+    let id = counted.or_else(|| {
+        let entries = fs::read_dir(dir).ok()?;
+        entries
+            .flatten()
+            .filter_map(|entry| ids::parse_execution_id(&entry.file_name().to_string_lossy()).ok())
+            .filter(|id| dir.join(id.to_string()).is_dir())
+            .max()
+    })?;
+    let record = Record::load(&dir.join(id.to_string()));
+    if !record.problems.is_empty() {
+        tracing::debug!(
+            job,
+            execution = id,
+            "damaged execution: {}",
+            record.problems.join("; ")
+        );
+    }
+    Some(record.last_execution(id))
 }
 
 /// How and when a record's run ended, if it has.

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::JobSettings;
+use crate::{ExecutionStatus, JobSettings, RunResult};
 
 /// A job's input spec: the parsed `X.input.json`, input name → field object.
 /// Fields are kept as written (today always `{}`), in file order.
@@ -19,4 +19,22 @@ pub struct Job {
     /// all is well). Such a job cannot run until they are fixed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The job's newest execution, `null` for a job never run (additive: one request
+    /// gives an overview of every job).
+    #[serde(default)]
+    pub last_execution: Option<LastExecution>,
+}
+
+/// The newest execution of a job, in short, as `GET /api/jobs/get_list` and `get` give it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastExecution {
+    pub execution_id: String,
+    pub status: ExecutionStatus,
+    /// When it was created (queued), started running and ended, as in its status
+    /// history; `null` for a step it has not reached (or whose line is damaged).
+    pub created_at: Option<String>,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    /// `null` until it has ended.
+    pub result: Option<RunResult>,
 }

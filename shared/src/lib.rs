@@ -13,5 +13,5 @@ mod settings;
 
 pub use event::Event;
 pub use execution::{Execution, ExecutionStatus, InputValues, Peer, RunResult, StatusChange};
-pub use job::{InputSpec, Job};
+pub use job::{InputSpec, Job, LastExecution};
 pub use settings::{JobSettings, OnBusy, Retention};

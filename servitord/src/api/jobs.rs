@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
+use bytes::Bytes;
 use servitor_shared::api::{
     PARAM_INPUT_VALUE_PREFIX, RESERVED_ENV_PREFIX, RunAccepted, STATUS_SUCCESS,
 };
@@ -14,14 +15,55 @@ use super::body::IgnoredBody;
 use super::params::Params;
 use super::{ApiError, Caller, find_job, json, json_bytes};
 use crate::app::App;
+use crate::catalog::Entry;
 use crate::queue::{Busy, Ticket};
+use crate::store::Store;
 
-pub async fn list(State(app): State<Arc<App>>) -> Response {
-    json_bytes(app.catalog.snapshot().list_json.clone())
+/// Every job with its newest execution, in one answer.
+pub async fn list(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    let entries = app.catalog.snapshot().entries.clone();
+    with_last_executions(&app, entries, b"[", b"]").await
 }
 
 pub async fn get(State(app): State<Arc<App>>, params: Params) -> Result<Response, ApiError> {
-    Ok(json(&find_job(&app, &params)?.job))
+    let entry = find_job(&app, &params)?;
+    with_last_executions(&app, vec![entry], b"", b"").await
+}
+
+/// The jobs' JSON, each with its newest execution, between `open` and `close`. The
+/// newest executions are in memory once known; those that are not yet (jobs whose
+/// history is still being loaded after a start) are read off the async threads.
+async fn with_last_executions(
+    app: &App,
+    entries: Vec<Arc<Entry>>,
+    open: &'static [u8],
+    close: &'static [u8],
+) -> Result<Response, ApiError> {
+    let build = move |store: &Store, entries: &[Arc<Entry>], read: bool| -> Option<Bytes> {
+        let size: usize = entries.iter().map(|e| e.json_head.len() + 256).sum();
+        let mut body = Vec::with_capacity(size + 2);
+        body.extend_from_slice(open);
+        for (at, entry) in entries.iter().enumerate() {
+            if at > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&entry.json_head);
+            body.extend_from_slice(&store.last_execution_json(&entry.file.id, read)?);
+            body.push(b'}');
+        }
+        body.extend_from_slice(close);
+        Some(body.into())
+    };
+    if let Some(body) = build(&app.store, &entries, false) {
+        return Ok(json_bytes(body));
+    }
+    let store = Arc::clone(&app.store);
+    let body = tokio::task::spawn_blocking(move || build(&store, &entries, true))
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| ApiError::Internal("cannot read the jobs' last executions".into()))?;
+    Ok(json_bytes(body))
 }
 
 /// Records a run as `created` and queues it. The inputs are checked against the job's

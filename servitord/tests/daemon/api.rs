@@ -43,17 +43,24 @@ fn the_job_list_is_sorted_and_carries_input_specs() {
         .collect();
     assert_eq!(ids, ["a/b", "a/z", "b", "c/deep/x"]);
     for job in list.as_array().unwrap() {
-        assert_eq!(keys(job), ["job_id", "input_spec"], "{job}");
+        assert_eq!(
+            keys(job),
+            ["job_id", "input_spec", "last_execution"],
+            "{job}"
+        );
     }
     // The spec is passed on as written, fields and order included.
     assert!(
         answer.text().starts_with(
-            r#"[{"job_id":"a/b","input_spec":{"NAME":{},"CITY":{"default":"Paris","x-order":[1,2]}}},"#
+            r#"[{"job_id":"a/b","input_spec":{"NAME":{},"CITY":{"default":"Paris","x-order":[1,2]}},"last_execution":null},"#
         ),
         "{}",
         answer.text()
     );
-    assert_eq!(list[1], json!({"job_id": "a/z", "input_spec": {}}));
+    assert_eq!(
+        list[1],
+        json!({"job_id": "a/z", "input_spec": {}, "last_execution": null})
+    );
     let typed: Vec<Job> = answer.json();
     assert!(typed.iter().all(|job| job.error.is_none()));
 }
@@ -69,13 +76,16 @@ fn get_answers_one_job_with_an_empty_spec_when_it_has_none() {
     let plain = daemon.get("/api/jobs/get?job_id=plain");
     assert_eq!(plain.status, 200);
     plain.assert_json();
-    assert_eq!(plain.text(), r#"{"job_id":"plain","input_spec":{}}"#);
+    assert_eq!(
+        plain.text(),
+        r#"{"job_id":"plain","input_spec":{},"last_execution":null}"#
+    );
 
     let nested = daemon.get("/api/jobs/get?job_id=a%2Fb");
     assert_eq!(nested.status, 200);
     assert_eq!(
         nested.text(),
-        r#"{"job_id":"a/b","input_spec":{"NAME":{},"CITY":{"x":1}}}"#
+        r#"{"job_id":"a/b","input_spec":{"NAME":{},"CITY":{"x":1}},"last_execution":null}"#
     );
 }
 
@@ -203,4 +213,96 @@ fn jobs_are_discovered_live_and_ids_may_hold_any_visible_name() {
     daemon.wait_status("later", &id, ExecutionStatus::Success);
     // Stopped before its working directory (bound after it) is removed.
     drop(daemon);
+}
+
+/// `last_execution` of `job` in `get_list`, and the same in `get`.
+fn last_execution(daemon: &crate::support::Daemon, job: &str) -> Value {
+    let listed = daemon
+        .get_json::<Value>("/api/jobs/get_list")
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|listed| listed["job_id"] == job)
+        .expect("the job is listed")["last_execution"]
+        .clone();
+    let one: Value = daemon.get_json(&format!(
+        "/api/jobs/get?job_id={}",
+        crate::support::encode(job)
+    ));
+    assert_eq!(one["last_execution"], listed, "get and get_list agree");
+    listed
+}
+
+#[test]
+fn every_job_carries_its_newest_execution() {
+    let wd = Workdir::new()
+        .job("never", &sh("true"))
+        .job("wait", &sh(&format!("{}\nexit 3", wait_gate("gate"))))
+        .gate("gate")
+        .job("kept/ok", &sh("true"))
+        .file(
+            "config/jobs/kept/ok.settings.json",
+            r#"{"retention": {"keep_last": 1}}"#,
+        );
+    let mut daemon = wd.start();
+    assert_eq!(last_execution(&daemon, "never"), Value::Null);
+
+    let id = daemon.run("wait", &[]);
+    daemon.wait_status("wait", &id, ExecutionStatus::Running);
+    let running = last_execution(&daemon, "wait");
+    assert_eq!(
+        keys(&running),
+        [
+            "execution_id",
+            "status",
+            "created_at",
+            "started_at",
+            "ended_at",
+            "result"
+        ]
+    );
+    assert_eq!(running["execution_id"], "1");
+    assert_eq!(running["status"], "running");
+    crate::assert_timestamp(running["created_at"].as_str().unwrap());
+    crate::assert_timestamp(running["started_at"].as_str().unwrap());
+    assert_eq!(running["ended_at"], Value::Null);
+    assert_eq!(running["result"], Value::Null);
+
+    wd.open_gate("gate");
+    let ended = daemon.wait_ended("wait", &id);
+    let finished = last_execution(&daemon, "wait");
+    assert_eq!(finished["status"], "failure");
+    assert_eq!(finished["result"], json!({"exit_code": 3, "message": ""}));
+    let history = &ended.status_history;
+    assert_eq!(finished["created_at"], history[0].timestamp.as_str());
+    assert_eq!(finished["started_at"], history[1].timestamp.as_str());
+    assert_eq!(finished["ended_at"], history[2].timestamp.as_str());
+
+    // Retention deletes the older runs, never the newest.
+    for _ in 0..3 {
+        let id = daemon.run("kept/ok", &[]);
+        daemon.wait_ended("kept/ok", &id);
+    }
+    crate::support::wait_until(
+        "retention to delete the older runs",
+        crate::support::TIMEOUT,
+        || daemon.executions("kept/ok").len() == 1,
+    );
+    let kept = last_execution(&daemon, "kept/ok");
+    assert_eq!(
+        (kept["execution_id"].as_str(), kept["status"].as_str()),
+        (Some("3"), Some("success"))
+    );
+
+    // After a restart, read back from the files, before and after the history loads.
+    daemon.restart();
+    assert_eq!(last_execution(&daemon, "wait"), finished);
+    assert_eq!(last_execution(&daemon, "kept/ok"), kept);
+    assert_eq!(last_execution(&daemon, "never"), Value::Null);
+    let typed: Vec<Job> = daemon.jobs();
+    let wait = typed.iter().find(|job| job.job_id == "wait").unwrap();
+    assert_eq!(
+        wait.last_execution.as_ref().unwrap().status,
+        ExecutionStatus::Failure
+    );
 }
