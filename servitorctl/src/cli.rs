@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use servitor_shared::api::SOCKET_PATH;
+use servitor_shared::env;
 
 /// Talks to servitord: list jobs, run them, follow their logs, open the web UI.
 #[derive(Debug, Parser)]
@@ -29,10 +31,10 @@ Exit codes:
 #[derive(Debug, Args)]
 pub struct Target {
     /// The socket of servitord [default: <workdir>/sockets/servitor.sock].
-    #[arg(long, global = true, env = "SERVITOR_SOCKET")]
+    #[arg(long, global = true, env = env::SOCKET)]
     pub socket: Option<PathBuf>,
     /// servitord's working directory, to find its socket [default: .].
-    #[arg(long, global = true, env = "SERVITOR_WORKDIR")]
+    #[arg(long, global = true, env = env::WORKDIR)]
     pub workdir: Option<PathBuf>,
 }
 
@@ -40,8 +42,8 @@ impl Target {
     pub fn socket_path(&self) -> PathBuf {
         match (&self.socket, &self.workdir) {
             (Some(socket), _) => socket.clone(),
-            (None, Some(workdir)) => workdir.join("sockets/servitor.sock"),
-            (None, None) => PathBuf::from("sockets/servitor.sock"),
+            (None, Some(workdir)) => workdir.join(SOCKET_PATH),
+            (None, None) => PathBuf::from(SOCKET_PATH),
         }
     }
 }

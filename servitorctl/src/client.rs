@@ -189,11 +189,7 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     while let Some(source) = cause.source() {
         cause = source;
     }
-    let text = cause.to_string();
-    match text.rfind(" (os error ") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
-    }
+    servitor_shared::os::error_text(cause)
 }
 
 #[cfg(test)]

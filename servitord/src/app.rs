@@ -1,6 +1,8 @@
-//! The daemon's parts, wired together once and shared by the API and the workers.
+//! The daemon's parts, wired together once and shared by the API, the workers and
+//! recovery. Each part is reached through a method; none is a public field, so what
+//! depends on what stays visible here.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -8,61 +10,55 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
-use crate::catalog::Catalog;
-use crate::events::EventBus;
-use crate::hooks::Hooks;
-use crate::log_follow::{Follow, LogWatcher};
-use crate::metrics::Metrics;
-use crate::queue::RunQueue;
-use crate::runner::Runner;
-use crate::store::Store;
-use crate::workdir::Workdir;
+use crate::jobs::catalog::Catalog;
+use crate::observe::Counted;
+use crate::observe::events::EventBus;
+use crate::observe::log_follow::{Follow, LogWatcher};
+use crate::observe::metrics::Metrics;
+use crate::runs::Runs;
+use crate::runs::hooks::Hooks;
+use crate::state::{History, Store, Workdir};
 
 pub struct App {
-    pub workdir: Workdir,
-    pub catalog: Arc<Catalog>,
-    pub store: Arc<Store>,
-    pub queue: Arc<RunQueue>,
-    pub runner: Arc<Runner>,
-    pub bus: EventBus,
-    pub logs: LogWatcher,
-    pub metrics: Arc<Metrics>,
-    pub hooks: Arc<Hooks>,
+    workdir: Workdir,
+    catalog: Arc<Catalog>,
+    runs: Arc<Runs>,
+    history: History,
+    bus: EventBus,
+    logs: LogWatcher,
+    metrics: Arc<Metrics>,
+    hooks: Arc<Hooks>,
     /// The web UI's folder (`SERVITOR_UI_ROOT`); no UI when unset.
-    pub ui_root: Option<PathBuf>,
-    pub workers: usize,
-    pub started: Instant,
+    ui_root: Option<PathBuf>,
+    workers: usize,
+    started: Instant,
     /// Set once restart recovery is done and the workers are up.
-    pub ready: AtomicBool,
+    ready: AtomicBool,
     /// Open `/api/events` streams and log streams, for monitoring.
-    pub event_clients: Arc<AtomicUsize>,
-    pub log_followers: Arc<AtomicUsize>,
+    event_clients: Arc<AtomicUsize>,
+    log_followers: Arc<AtomicUsize>,
     /// Cancelled when the daemon starts shutting down: streams end, workers stop taking runs.
-    pub shutdown: CancellationToken,
+    shutdown: CancellationToken,
 }
 
 impl App {
     pub fn new(workdir: Workdir, config: &Config) -> std::io::Result<Self> {
         let bus = EventBus::default();
-        let store = Arc::new(Store::new(
-            workdir.state_jobs_dir(),
-            bus.clone(),
-            config.fsync,
-        ));
-        let queue = Arc::new(RunQueue::default());
+        let store = Arc::new(Store::new(workdir.clone(), config.fsync));
         let catalog = Arc::new(Catalog::new(workdir.jobs_dir(), config.stop_grace));
         let metrics = Arc::new(Metrics::default());
-        let hooks = Arc::new(Hooks::new(workdir.root(), config.hook_timeout));
-        let runner = Arc::new(Runner::new(
-            Arc::clone(&store),
-            Arc::clone(&queue),
+        let hooks = Arc::new(Hooks::new(&workdir, config.hook_timeout));
+        let runs = Arc::new(Runs::new(
+            workdir.clone(),
             Arc::clone(&catalog),
+            Arc::clone(&store),
+            bus.clone(),
             Arc::clone(&metrics),
             Arc::clone(&hooks),
-            workdir.root().to_owned(),
         ));
         Ok(Self {
             logs: LogWatcher::start()?,
+            history: History::new(store),
             ui_root: config.ui_root.clone(),
             workers: config.workers,
             started: Instant::now(),
@@ -72,42 +68,86 @@ impl App {
             shutdown: CancellationToken::new(),
             workdir,
             catalog,
-            store,
-            queue,
-            runner,
+            runs,
             bus,
             metrics,
             hooks,
         })
     }
 
+    pub fn workdir(&self) -> &Workdir {
+        &self.workdir
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The run lifecycle: the one way to start, cancel and end runs.
+    pub fn runs(&self) -> &Arc<Runs> {
+        &self.runs
+    }
+
+    /// The executions' history, to read.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn hooks(&self) -> &Hooks {
+        &self.hooks
+    }
+
+    pub fn ui_root(&self) -> Option<&Path> {
+        self.ui_root.as_deref()
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
     /// What a log follower needs.
     pub fn follow(&self) -> Follow {
         Follow {
-            store: Arc::clone(&self.store),
             watcher: self.logs.clone(),
             shutdown: self.shutdown.clone(),
             _counted: Counted::new(&self.log_followers),
         }
     }
 
+    /// Counts an `/api/events` client for as long as the answer lives.
+    pub fn count_event_client(&self) -> Counted {
+        Counted::new(&self.event_clients)
+    }
+
+    pub fn event_clients(&self) -> usize {
+        self.event_clients.load(Ordering::Relaxed)
+    }
+
+    pub fn log_followers(&self) -> usize {
+        self.log_followers.load(Ordering::Relaxed)
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
-    }
-}
-
-/// Counts itself in a gauge for as long as it lives.
-pub struct Counted(Arc<AtomicUsize>);
-
-impl Counted {
-    pub fn new(gauge: &Arc<AtomicUsize>) -> Self {
-        gauge.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(gauge))
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -1,6 +1,14 @@
 //! servitord: runs the jobs of a working directory and serves its HTTP API on a UNIX
 //! socket. `run` is the whole daemon; `main.rs` only reads arguments and signals.
 //!
+//! - [`jobs`]: the catalog of `config/jobs`, each job's settings, the ids;
+//! - `runs`: the run lifecycle (the one owner of every run), the queue and workers,
+//!   the executors, restart recovery, hooks;
+//! - `state`: the working directory, the store of executions and its file formats,
+//!   retention;
+//! - `observe`: the event bus, run statuses for followers, log following, metrics;
+//! - `api`: the HTTP API on the socket.
+//!
 //! Besides `run`, the library exposes the parsers of untrusted text, so that the fuzz
 //! targets under `servitord/fuzz/` can reach them: [`ids`] (job and execution ids from
 //! requests and folder names), [`state_files`] (the files under `state/`) and
@@ -8,26 +16,17 @@
 
 mod api;
 mod app;
-mod catalog;
-mod config_watch;
-mod events;
-mod hooks;
-pub mod ids;
-mod log_follow;
-mod metrics;
-mod process_group;
-mod queue;
-mod recovery;
-mod retention;
-mod run_processes;
-mod runner;
-mod server;
-mod settings;
-mod socket;
-pub mod state_files;
-mod store;
-mod timestamp;
-mod workdir;
+pub mod jobs;
+mod observe;
+mod runs;
+mod signal;
+mod state;
+mod sync;
+
+/// Job and execution ids: [`jobs::id`].
+pub use jobs::id as ids;
+/// The formats of the files under `state/`.
+pub use state::files as state_files;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 /// The query-string parser every API route reads its parameters with.
 pub use crate::api::Params;
 use crate::app::App;
-use crate::workdir::Workdir;
+use crate::state::Workdir;
 
 /// How long shutdown waits for open API connections to close before leaving them.
 const CONNECTIONS_GRACE: Duration = Duration::from_secs(5);
@@ -78,13 +77,13 @@ pub async fn run(
     let workdir = Workdir::new(&config.workdir)?;
     let _lock = workdir.lock()?;
     let socket_path = workdir.socket_path();
-    let listener = crate::socket::bind(&socket_path)?;
+    let listener = api::socket::bind(&socket_path)?;
     let app = Arc::new(App::new(workdir, &config).context("cannot start watching log files")?);
 
     tracing::info!(
-        workdir = %app.workdir.root().display(),
+        workdir = %app.workdir().root().display(),
         socket = %socket_path.display(),
-        jobs = app.catalog.snapshot().len(),
+        jobs = app.catalog().snapshot().await.entries.len(),
         workers = config.workers,
         ui = ?config.ui_root,
         "servitord ready"
@@ -93,39 +92,42 @@ pub async fn run(
     // Runs left queued by a previous daemon go first, so workers start after recovery;
     // the API answers meanwhile.
     let recovered = CancellationToken::new();
-    let mut workers = app
-        .runner
-        .spawn_workers(config.workers, recovered.clone(), app.shutdown.clone())
-        .context("cannot start the workers' threads")?;
+    let mut workers = runs::workers::spawn(
+        app.runs(),
+        config.workers,
+        recovered.clone(),
+        app.shutdown().clone(),
+    )
+    .context("cannot start the workers' threads")?;
     let started = tokio::spawn({
         let app = Arc::clone(&app);
         async move {
             // Opens the workers' gate when dropped: even a failed recovery must not
             // stop new runs.
             let gate = recovered.drop_guard();
-            let adopted = recovery::recover(Arc::clone(&app)).await;
+            let adopted = runs::recover(app.runs()).await;
             drop(gate);
-            app.ready.store(true, std::sync::atomic::Ordering::Release);
+            app.set_ready();
             tracing::info!("ready: history loaded, workers up");
             adopted
         }
     });
 
-    let server = tokio::spawn(server::serve(
+    let server = tokio::spawn(api::server::serve(
         listener,
         api::router(Arc::clone(&app)),
         config.workers,
-        app.shutdown.clone(),
+        app.shutdown().clone(),
     ));
 
     // No stop request also means stop: the signal handler is gone.
     stop_requests.recv().await;
     tracing::info!(
-        running = app.queue.active(),
-        queued = app.queue.waiting(),
+        running = app.runs().active(),
+        queued = app.runs().waiting(),
         "stopping: the API is closed, running jobs may finish, queued runs stay queued for the next start"
     );
-    app.shutdown.cancel();
+    app.shutdown().cancel();
     if let Err(e) = std::fs::remove_file(&socket_path) {
         tracing::warn!("cannot remove {}: {e}", socket_path.display());
     }
@@ -145,12 +147,12 @@ pub async fn run(
         tokio::select! {
             done = all.join_next() => if done.is_none() { break },
             Some(()) = stop_requests.recv() => tracing::info!(
-                running = app.queue.active(),
+                running = app.runs().active(),
                 "still waiting for running jobs to finish before exiting"
             ),
         }
     }
-    app.hooks.wait().await;
+    app.hooks().wait().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -31,8 +31,8 @@ pub const PARAM_BEFORE: &str = "before";
 /// waiting for the run to end.
 pub const PARAM_FOLLOW: &str = "follow";
 
-/// Prefix of the environment variables servitord sets for a job; inputs may not use it.
-pub const RESERVED_ENV_PREFIX: &str = "SERVITOR_";
+/// The API's socket, relative to the working directory.
+pub const SOCKET_PATH: &str = "sockets/servitor.sock";
 
 /// The `"status"` of a successful command answer.
 pub const STATUS_SUCCESS: &str = "success";

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::api::RESERVED_ENV_PREFIX;
+use crate::env::RESERVED_PREFIX as RESERVED_ENV_PREFIX;
 use crate::{InputSpec, InputValues};
 
 /// What is stored instead of a secret input's value.

@@ -5,10 +5,12 @@
 //! field names and order are fixed, and new fields are only ever added.
 
 pub mod api;
+pub mod env;
 mod event;
 mod execution;
 pub mod inputs;
 mod job;
+pub mod os;
 mod settings;
 
 pub use event::Event;

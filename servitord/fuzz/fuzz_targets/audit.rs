@@ -1,4 +1,5 @@
-//! `audit.tsv`, who ran and who cancelled each run of a job. Properties: reading
+//! `audit.tsv`, who ran and who cancelled each run of a job, and which runs servitord
+//! started. Properties: reading
 //! never fails (unreadable lines are skipped), and every line written reads back as
 //! what was written.
 #![no_main]
@@ -21,9 +22,16 @@ fuzz_target!(|bytes: &[u8]| {
         if let Some(peer) = audit.cancelled_by {
             written.push_str(&format_audit_line(*id, Asked::Cancel, peer));
         }
+        if audit.started {
+            let servitord = Peer { uid: 0, gid: 0, pid: Some(1) };
+            written.push_str(&format_audit_line(*id, Asked::Start, servitord));
+        }
     }
     let read = parse_audit_log(&written);
-    assert_eq!(read, audits.into_iter().filter(|(_, a)| a.triggered_by.is_some() || a.cancelled_by.is_some()).collect());
+    let recorded = |a: &servitord::state_files::Audit| {
+        a.triggered_by.is_some() || a.cancelled_by.is_some() || a.started
+    };
+    assert_eq!(read, audits.into_iter().filter(|(_, a)| recorded(a)).collect());
     // A line made of the input's first bytes as numbers reads back whole.
     if bytes.len() >= 9 {
         let peer = Peer {

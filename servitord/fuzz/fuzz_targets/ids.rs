@@ -27,11 +27,12 @@ fn execution_id(text: &str) {
             assert!(id >= 1);
             assert_eq!(id.to_string(), text);
         }
-        Err(message) => {
+        Err(error) => {
             let canonical = text
                 .parse::<u64>()
                 .is_ok_and(|n| n >= 1 && n.to_string() == text);
             assert!(!canonical, "{text:?} refused");
+            let message = error.to_string();
             assert!(message.starts_with("execution_id must be"), "{message}");
         }
     }

@@ -21,8 +21,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::text_stream;
-use crate::app::{App, Counted};
-use crate::events::EventBus;
+use crate::app::App;
+use crate::observe::Counted;
+use crate::observe::events::EventBus;
 
 /// Above this many event clients, busy streams batch.
 const CROWD: usize = 64;
@@ -40,11 +41,11 @@ struct Client {
 
 pub async fn stream(State(app): State<Arc<App>>) -> Response {
     let client = Client {
-        events: app.bus.subscribe(),
-        bus: app.bus.clone(),
-        shutdown: app.shutdown.clone(),
+        events: app.bus().subscribe(),
+        bus: app.bus().clone(),
+        shutdown: app.shutdown().clone(),
         last_wake: None,
-        _counted: Counted::new(&app.event_clients),
+        _counted: app.count_event_client(),
     };
     let lines = stream::unfold(client, |mut client| async move {
         let line = client.next().await?;

@@ -6,15 +6,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
 use servitor_shared::api::{Acknowledged, PARAM_BEFORE, PARAM_FOLLOW, PARAM_LIMIT};
-use servitor_shared::{Event, ExecutionStatus};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::body::IgnoredBody;
 use super::params::Params;
-use super::{ApiError, Caller, find_execution, find_job, json, text_stream};
+use super::{ApiError, Caller, find_job, find_run, json, text_stream, unknown_execution};
 use crate::app::App;
-use crate::ids;
-use crate::queue::Cancelled;
+use crate::jobs::id::parse_execution_id;
+use crate::runs::CancelError;
 
 /// Newest first. Servitor adds paging: `limit=N` (at most N) and `before=ID` (only
 /// older executions); without them, all of them, as the old tool answered.
@@ -24,12 +23,13 @@ pub async fn list(State(app): State<Arc<App>>, params: Params) -> Result<Respons
         None => None,
     };
     let before = match params.get(PARAM_BEFORE) {
-        Some(text) => Some(ids::parse_execution_id(text).map_err(ApiError::BadRequest)?),
+        Some(text) => {
+            Some(parse_execution_id(text).map_err(|e| ApiError::BadRequest(e.to_string()))?)
+        }
         None => None,
     };
-    let job = find_job(&app, &params)?;
-    app.store.preload(&job.file.id).await;
-    Ok(json(&app.store.list(&job.file.id, limit, before)))
+    let job = find_job(&app, &params).await?;
+    Ok(json(&app.history().list(&job.file.id, limit, before).await))
 }
 
 fn parse_count(text: &str) -> Result<usize, String> {
@@ -42,11 +42,12 @@ fn parse_count(text: &str) -> Result<usize, String> {
 }
 
 pub async fn get(State(app): State<Arc<App>>, params: Params) -> Result<Response, ApiError> {
-    let (job, id) = find_execution(&app, &params).await?;
+    let run = find_run(&app, &params).await?;
     let execution = app
-        .store
-        .get(&job.file.id, id)
-        .expect("find_execution checked it exists");
+        .history()
+        .get(&run)
+        .await
+        .ok_or_else(|| unknown_execution(&run))?;
     Ok(json(&execution))
 }
 
@@ -58,45 +59,17 @@ pub async fn cancel(
     params: Params,
     _body: IgnoredBody,
 ) -> Result<Response, ApiError> {
-    let (job, id) = find_execution(&app, &params).await?;
-    let not_running = |status: ExecutionStatus| {
-        ApiError::Conflict(format!(
-            "execution {id} of job {:?} is not running: it is {status}",
-            job.file.id
-        ))
-    };
-    let status = app
-        .store
-        .status(&job.file.id, id)
-        .unwrap_or(ExecutionStatus::Unknown);
-    if !matches!(status, ExecutionStatus::Created | ExecutionStatus::Running) {
-        return Err(not_running(status));
-    }
-    app.bus.publish(Event::JobExecutionCancellationRequested {
-        job_id: job.file.id.clone(),
-        execution_id: id.to_string(),
-    });
-    tracing::info!(job = %job.file.id, execution = id, by = ?peer, "cancel requested");
-    if let Some(peer) = peer {
-        app.store.record_cancel_request(&job.file.id, id, peer);
-    }
-    match app.queue.cancel(&(job.file.id.clone(), id)) {
-        Cancelled::WasWaiting => app.runner.end_unstarted(&job.file.id, id),
-        Cancelled::Signalled => {}
-        Cancelled::NotHere => {
-            let status = app
-                .store
-                .status(&job.file.id, id)
-                .unwrap_or(ExecutionStatus::Unknown);
-            if status.is_terminal() {
-                return Err(not_running(status));
-            }
-            return Err(ApiError::Unavailable(format!(
-                "execution {id} of job {:?} is being recovered after a restart; try again in a moment",
-                job.file.id
-            )));
-        }
-    }
+    let run = find_run(&app, &params).await?;
+    let runs = Arc::clone(app.runs());
+    // Recording the request and ending a queued run touch the disk.
+    tokio::task::spawn_blocking(move || runs.cancel(&run, peer))
+        .await
+        .map_err(|e| ApiError::Internal(format!("cancelling failed: {e}")))?
+        .map_err(|e| match e {
+            CancelError::Unknown(_) => ApiError::NotFound(e.to_string()),
+            CancelError::NotRunning { .. } => ApiError::Conflict(e.to_string()),
+            CancelError::Recovering(_) => ApiError::Unavailable(e.to_string()),
+        })?;
     Ok(json(&Acknowledged::success()))
 }
 
@@ -113,7 +86,18 @@ pub async fn logs(State(app): State<Arc<App>>, params: Params) -> Result<Respons
             )));
         }
     };
-    let (job, id) = find_execution(&app, &params).await?;
-    let chunks = app.follow().stream(job.file.id.clone(), id, follow);
+    let run = find_run(&app, &params).await?;
+    // Loads the job's history if needed: following reads its status from memory.
+    app.history()
+        .status(&run)
+        .await
+        .ok_or_else(|| unknown_execution(&run))?;
+    let statuses = app
+        .runs()
+        .follow(&run)
+        .ok_or_else(|| unknown_execution(&run))?;
+    let chunks = app
+        .follow()
+        .stream(statuses, app.history().log_path(&run), follow);
     Ok(text_stream(Body::from_stream(ReceiverStream::new(chunks))))
 }

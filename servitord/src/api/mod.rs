@@ -7,6 +7,8 @@ mod executions;
 mod jobs;
 mod openapi;
 mod params;
+pub mod server;
+pub mod socket;
 mod status;
 mod ui;
 
@@ -26,8 +28,8 @@ use servitor_shared::{Peer, api};
 pub use self::error::ApiError;
 pub use self::params::Params;
 use crate::app::App;
-use crate::catalog::{Entry, NotAJob};
-use crate::ids;
+use crate::jobs::catalog::{Entry, NotAJob};
+use crate::jobs::id::{RunId, parse_execution_id};
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -68,7 +70,7 @@ async fn count_requests(State(app): State<Arc<App>>, request: Request, next: Nex
         .copied()
         .unwrap_or("other");
     let response = next.run(request).await;
-    app.metrics.request(route, response.status().as_u16());
+    app.metrics().request(route, response.status().as_u16());
     response
 }
 
@@ -153,26 +155,29 @@ impl<S: Sync> FromRequestParts<S> for Caller {
 }
 
 /// The job named by `job_id`, which must be a discovered job.
-fn find_job(app: &App, params: &Params) -> Result<Arc<Entry>, ApiError> {
+async fn find_job(app: &App, params: &Params) -> Result<Arc<Entry>, ApiError> {
     let id = params.require(api::PARAM_JOB_ID)?;
-    app.catalog.find(id).map_err(|e| match e {
+    app.catalog().find(id).await.map_err(|e| match e {
         NotAJob::Malformed(why) => ApiError::NotFound(format!("unknown job {id:?}: {why}")),
         NotAJob::Unknown => ApiError::NotFound(format!("unknown job {id:?}")),
     })
 }
 
-/// The job and execution named by `job_id` and `execution_id`; the execution exists.
-async fn find_execution(app: &App, params: &Params) -> Result<(Arc<Entry>, u64), ApiError> {
+/// The run named by `job_id` and `execution_id`, of a discovered job. Whether the
+/// execution exists is for the caller to find out, in the same step as it reads it:
+/// retention may delete it at any moment.
+async fn find_run(app: &App, params: &Params) -> Result<RunId, ApiError> {
     params.require(api::PARAM_JOB_ID)?;
-    let id = ids::parse_execution_id(params.require(api::PARAM_EXECUTION_ID)?)
-        .map_err(ApiError::BadRequest)?;
-    let job = find_job(app, params)?;
-    app.store.preload(&job.file.id).await;
-    if app.store.status(&job.file.id, id).is_none() {
-        return Err(ApiError::NotFound(format!(
-            "unknown execution {id} of job {:?}",
-            job.file.id
-        )));
-    }
-    Ok((job, id))
+    let execution = parse_execution_id(params.require(api::PARAM_EXECUTION_ID)?)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let job = find_job(app, params).await?;
+    Ok(RunId::new(job.file.id.clone(), execution))
+}
+
+/// The answer for an execution that does not exist (or no longer does).
+fn unknown_execution(run: &RunId) -> ApiError {
+    ApiError::NotFound(format!(
+        "unknown execution {} of job {:?}",
+        run.execution, run.job
+    ))
 }

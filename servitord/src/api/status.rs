@@ -1,7 +1,6 @@
 //! `/api/health` and `/metrics`: how the daemon is doing, for people and monitoring.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -10,7 +9,7 @@ use servitor_shared::api::Health;
 
 use super::json;
 use crate::app::App;
-use crate::metrics::Gauges;
+use crate::observe::metrics::Gauges;
 
 /// `200` once ready (history loaded, workers up), `503` before.
 pub async fn health(State(app): State<Arc<App>>) -> Response {
@@ -18,12 +17,12 @@ pub async fn health(State(app): State<Arc<App>>) -> Response {
     let health = Health {
         status: if ready { "ok" } else { "starting" }.to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        uptime_seconds: app.started.elapsed().as_secs_f64(),
-        workdir: app.workdir.root().display().to_string(),
-        jobs: app.catalog.snapshot().len(),
-        running: app.queue.active(),
-        queued: app.queue.waiting(),
-        workers: app.workers,
+        uptime_seconds: app.uptime().as_secs_f64(),
+        workdir: app.workdir().root().display().to_string(),
+        jobs: app.catalog().snapshot().await.entries.len(),
+        running: app.runs().active(),
+        queued: app.runs().waiting(),
+        workers: app.workers(),
     };
     let status = if ready {
         StatusCode::OK
@@ -36,16 +35,16 @@ pub async fn health(State(app): State<Arc<App>>) -> Response {
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     let seconds = |time: Option<jiff::Timestamp>| time.map(|t| t.as_microsecond() as f64 / 1e6);
     let gauges = Gauges {
-        running: app.queue.active(),
-        queued: app.queue.waiting(),
-        event_clients: app.event_clients.load(Ordering::Relaxed),
-        log_followers: app.log_followers.load(Ordering::Relaxed),
-        uptime: app.started.elapsed(),
+        running: app.runs().active(),
+        queued: app.runs().waiting(),
+        event_clients: app.event_clients(),
+        log_followers: app.log_followers(),
+        uptime: app.uptime(),
         last_ends: app
-            .store
+            .history()
             .last_ends()
             .into_iter()
-            .map(|(job, success, failure)| (job, seconds(success), seconds(failure)))
+            .map(|(job, success, failure)| (job.to_string(), seconds(success), seconds(failure)))
             .collect(),
     };
     (
@@ -53,7 +52,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render(&gauges),
+        app.metrics().render(&gauges),
     )
         .into_response()
 }

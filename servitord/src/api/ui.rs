@@ -39,7 +39,7 @@ pub async fn serve(
     headers: HeaderMap,
 ) -> Response {
     let not_found = || ApiError::NotFound(format!("not found: {}", uri.path())).into_response();
-    let Some(root) = &app.ui_root else {
+    let Some(root) = app.ui_root() else {
         return not_found();
     };
     let Some(path) = resolve(root, uri.path()) else {

@@ -60,12 +60,18 @@ fn runs_and_cancels_record_who_asked() {
     assert_eq!((triggered.uid, triggered.gid, triggered.pid), me);
     let cancelled = ended.cancelled_by.expect("who cancelled it");
     assert_eq!((cancelled.uid, cancelled.gid, cancelled.pid), me);
-    // One line per request in the job's audit trail, which survives a restart.
+    // One line per request in the job's audit trail, which survives a restart, and
+    // the line servitord itself (same user here) writes before it starts a run.
     let trail = wd.read("state/jobs/long/audit.tsv");
     let (uid, gid, pid) = (me.0, me.1, me.2.unwrap());
+    let daemon_pid = daemon.pid();
     assert_eq!(
         trail,
-        format!("{id}\trun\t{uid}\t{gid}\t{pid}\n{id}\tcancel\t{uid}\t{gid}\t{pid}\n")
+        format!(
+            "{id}\trun\t{uid}\t{gid}\t{pid}\n\
+             {id}\tstart\t{uid}\t{gid}\t{daemon_pid}\n\
+             {id}\tcancel\t{uid}\t{gid}\t{pid}\n"
+        )
     );
     let mut daemon = daemon;
     daemon.terminate();

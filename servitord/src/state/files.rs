@@ -17,21 +17,30 @@ pub const RESULT: &str = "result.tsv";
 /// The folder of a run's log: `executions/<n>/logs/`.
 pub const LOGS_DIR: &str = "logs";
 /// Added by Servitor, beside a job's `executions/`: who asked for each run and who
-/// cancelled it, one line appended per request (no file per run).
+/// cancelled it, and that servitord started it, one line appended per request or start
+/// (no file per run).
 pub const AUDIT_LOG: &str = "audit.tsv";
 
-/// Who asked for a run, and who cancelled it.
+/// Who asked for a run and who cancelled it, and whether servitord started it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Audit {
     pub triggered_by: Option<Peer>,
     pub cancelled_by: Option<Peer>,
+    /// servitord was about to start the run's process: it may have run, even when no
+    /// `running` status followed (a crash in between). Written before every start,
+    /// whoever asked for the run, so a restart never runs it twice.
+    pub started: bool,
 }
 
 /// What an `audit.tsv` line records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Asked {
+    /// A client asked for the run.
     Run,
+    /// A client asked to cancel it.
     Cancel,
+    /// servitord (the peer is servitord itself) is starting it.
+    Start,
 }
 
 impl Asked {
@@ -39,11 +48,12 @@ impl Asked {
         match self {
             Self::Run => "run",
             Self::Cancel => "cancel",
+            Self::Start => "start",
         }
     }
 }
 
-/// One `audit.tsv` line: `<execution>\t<run|cancel>\t<uid>\t<gid>\t<pid or ->\n`.
+/// One `audit.tsv` line: `<execution>\t<run|cancel|start>\t<uid>\t<gid>\t<pid or ->\n`.
 pub fn format_audit_line(id: u64, asked: Asked, peer: Peer) -> String {
     let pid = peer.pid.map_or("-".to_owned(), |pid| pid.to_string());
     format!(
@@ -78,6 +88,7 @@ pub fn parse_audit_log(text: &str) -> BTreeMap<u64, Audit> {
         match asked {
             "run" => audit.triggered_by = peer,
             "cancel" => audit.cancelled_by = peer,
+            "start" => audit.started = true,
             _ => {}
         }
     }
@@ -288,11 +299,13 @@ mod tests {
         let line = format_audit_line(7, Asked::Run, peer);
         assert_eq!(line, "7\trun\t1000\t100\t42\n");
         let text = format!(
-            "{line}{}garbage\n8\trun\t1",
+            "{line}{}garbage\n8\trun\t1\n9\tstart\t0\t0\t1\n",
             format_audit_line(7, Asked::Cancel, anonymous)
         );
         let audits = parse_audit_log(&text);
-        assert_eq!(audits.len(), 1);
+        assert_eq!(audits.len(), 2);
+        assert!(!audits[&7].started);
+        assert!(audits[&9].started && audits[&9].triggered_by.is_none());
         assert_eq!(audits[&7].triggered_by, Some(peer));
         assert_eq!(audits[&7].cancelled_by, Some(anonymous));
     }

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use servitor_shared::api::RESERVED_ENV_PREFIX;
+use servitor_shared::env::RESERVED_PREFIX;
 use servitor_shared::{JobSettings, OnBusy};
 
-use crate::process_group::Signal;
+use crate::signal::{Signal, UnknownSignal, parse_stop_signal};
 
 const FOLDER_FILE: &str = ".settings.json";
 const JOB_SUFFIX: &str = ".settings.json";
@@ -36,8 +36,31 @@ pub struct Retention {
     pub max_age: Option<Duration>,
 }
 
-/// The settings files of job `id`, merged; `Err` names the file that is broken.
-pub fn read(jobs_dir: &Path, id: &str) -> Result<JobSettings, String> {
+/// Why a job's settings cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{file}: {reason}")]
+    Unparsable { file: String, reason: String },
+    #[error("cannot read {file}: {reason}")]
+    Unreadable { file: String, reason: String },
+    #[error("{name} {text:?} is not a duration like \"90s\" or \"2h\": {reason}")]
+    Duration {
+        name: &'static str,
+        text: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    StopSignal(#[from] UnknownSignal),
+    #[error("concurrency must be at least 1")]
+    ZeroConcurrency,
+    #[error("env may not set {0:?}")]
+    ReservedEnv(String),
+    #[error("env values may not contain NUL")]
+    NulInEnv,
+}
+
+/// The settings files of job `id`, merged; an error names the file that is broken.
+pub fn read(jobs_dir: &Path, id: &str) -> Result<JobSettings, SettingsError> {
     let mut merged = read_file(&jobs_dir.join(FOLDER_FILE), FOLDER_FILE)?;
     let mut folder = jobs_dir.to_owned();
     let mut shown = String::new();
@@ -56,37 +79,49 @@ pub fn read(jobs_dir: &Path, id: &str) -> Result<JobSettings, String> {
     Ok(merged.overlay(read_file(&job_file, &format!("{id}{JOB_SUFFIX}"))?))
 }
 
-fn read_file(path: &Path, shown: &str) -> Result<JobSettings, String> {
+fn read_file(path: &Path, shown: &str) -> Result<JobSettings, SettingsError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{shown}: {e}")),
+        Ok(text) => serde_json::from_str(&text).map_err(|e| SettingsError::Unparsable {
+            file: shown.to_owned(),
+            reason: e.to_string(),
+        }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(JobSettings::default()),
-        Err(e) => Err(format!("cannot read {shown}: {e}")),
+        Err(e) => Err(SettingsError::Unreadable {
+            file: shown.to_owned(),
+            reason: e.to_string(),
+        }),
     }
 }
 
 /// Checks merged settings; `stop_grace` is the daemon's default grace period.
-pub fn check(settings: &JobSettings, stop_grace: Duration) -> Result<Settings, String> {
-    let duration = |name: &str, text: &Option<String>| -> Result<Option<Duration>, String> {
+pub fn check(settings: &JobSettings, stop_grace: Duration) -> Result<Settings, SettingsError> {
+    let duration = |name: &'static str, text: &Option<String>| {
         text.as_deref()
             .map(|text| {
-                humantime::parse_duration(text).map_err(|e| {
-                    format!("{name} {text:?} is not a duration like \"90s\" or \"2h\": {e}")
+                humantime::parse_duration(text).map_err(|e| SettingsError::Duration {
+                    name,
+                    text: text.to_owned(),
+                    reason: e.to_string(),
                 })
             })
             .transpose()
     };
-    let stop_signal = settings.stop_signal.as_deref().map(signal).transpose()?;
+    let stop_signal = settings
+        .stop_signal
+        .as_deref()
+        .map(parse_stop_signal)
+        .transpose()?;
     if settings.concurrency == Some(0) {
-        return Err("concurrency must be at least 1".into());
+        return Err(SettingsError::ZeroConcurrency);
     }
     let env = settings.env.clone().unwrap_or_default();
     if let Some(name) = env.keys().find(|name| {
-        name.is_empty() || name.contains(['=', '\0']) || name.starts_with(RESERVED_ENV_PREFIX)
+        name.is_empty() || name.contains(['=', '\0']) || name.starts_with(RESERVED_PREFIX)
     }) {
-        return Err(format!("env may not set {name:?}"));
+        return Err(SettingsError::ReservedEnv(name.clone()));
     }
     if env.values().any(|value| value.contains('\0')) {
-        return Err("env values may not contain NUL".into());
+        return Err(SettingsError::NulInEnv);
     }
     let retention = match &settings.retention {
         Some(retention) => Some(Retention {
@@ -103,26 +138,6 @@ pub fn check(settings: &JobSettings, stop_grace: Duration) -> Result<Settings, S
         on_busy: settings.on_busy.unwrap_or_default(),
         retention,
         env,
-    })
-}
-
-/// `"SIGTERM"`, `"TERM"` or `"term"`.
-fn signal(name: &str) -> Result<Signal, String> {
-    let upper = name.to_ascii_uppercase();
-    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-    Ok(match bare {
-        "INT" => Signal::INT,
-        "TERM" => Signal::TERM,
-        "HUP" => Signal::HUP,
-        "QUIT" => Signal::QUIT,
-        "USR1" => Signal::USR1,
-        "USR2" => Signal::USR2,
-        "KILL" => Signal::KILL,
-        _ => {
-            return Err(format!(
-                "stop_signal {name:?} is not one of SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGKILL"
-            ));
-        }
     })
 }
 
@@ -171,6 +186,7 @@ mod tests {
         assert!(
             read(jobs, "a/b/job")
                 .unwrap_err()
+                .to_string()
                 .starts_with("a/b/.settings.json: ")
         );
         assert!(
@@ -190,11 +206,13 @@ mod tests {
         assert!(
             parse(r#"{"timeout": "soon"}"#)
                 .unwrap_err()
+                .to_string()
                 .starts_with("timeout \"soon\" is not a duration")
         );
         assert!(
             parse(r#"{"stop_signal": "SIGSTOP"}"#)
                 .unwrap_err()
+                .to_string()
                 .contains("not one of SIGINT")
         );
         assert_eq!(
@@ -203,10 +221,12 @@ mod tests {
         );
         assert_eq!(
             parse(r#"{"concurrency": 0}"#).unwrap_err(),
-            "concurrency must be at least 1"
+            SettingsError::ZeroConcurrency
         );
         assert_eq!(
-            parse(r#"{"env": {"SERVITOR_JOB": "x"}}"#).unwrap_err(),
+            parse(r#"{"env": {"SERVITOR_JOB": "x"}}"#)
+                .unwrap_err()
+                .to_string(),
             "env may not set \"SERVITOR_JOB\""
         );
         let retention = parse(r#"{"retention": {"max_age": "7days"}}"#)

@@ -7,11 +7,9 @@
 //! holds nobody up.
 
 use std::collections::HashMap;
-use std::io;
-use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-
-use std::io::Read;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -20,8 +18,8 @@ use servitor_shared::ExecutionStatus;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Counted;
-use crate::store::Store;
+use super::Counted;
+use crate::sync::lock;
 
 /// Bytes read from the log at a time.
 const CHUNK: usize = 256 * 1024;
@@ -128,9 +126,8 @@ impl Drop for LogChanges {
     }
 }
 
-/// What a follower needs from the daemon.
+/// One log stream: what it needs from the daemon.
 pub struct Follow {
-    pub store: Arc<Store>,
     pub watcher: LogWatcher,
     pub shutdown: CancellationToken,
     /// Counts this stream among the log followers while it lives.
@@ -138,19 +135,24 @@ pub struct Follow {
 }
 
 impl Follow {
-    /// Streams the log of `job`'s execution `id`, which must exist. With `follow`, a
-    /// queued run is waited for and a running one followed until it ends; without,
-    /// the log is sent as it is now. A follow the daemon's shutdown cuts short ends
-    /// with an error, never as if the log were whole.
-    pub fn stream(self, job: String, id: u64, follow: bool) -> mpsc::Receiver<io::Result<Bytes>> {
+    /// Streams the log at `path` of a run whose status `statuses` tells as it changes.
+    /// With `follow`, a queued run is waited for and a running one followed until it
+    /// ends; without, the log is sent as it is now. A follow the daemon's shutdown cuts
+    /// short ends with an error, never as if the log were whole.
+    pub fn stream(
+        self,
+        statuses: watch::Receiver<ExecutionStatus>,
+        path: PathBuf,
+        follow: bool,
+    ) -> mpsc::Receiver<io::Result<Bytes>> {
         let (sender, receiver) = mpsc::channel(IN_FLIGHT);
         tokio::spawn(async move {
             let ended = tokio::select! {
-                ended = self.pump(&job, id, follow, &sender) => ended,
+                ended = self.pump(statuses, &path, follow, &sender) => ended,
                 () = sender.closed() => Ok(()),
             };
             if let Err(e) = ended {
-                tracing::warn!(job, execution = id, "log stream failed: {e}");
+                tracing::warn!(log = %path.display(), "log stream failed: {e}");
                 let _ = sender.send(Err(e)).await;
             }
         });
@@ -159,15 +161,11 @@ impl Follow {
 
     async fn pump(
         &self,
-        job: &str,
-        id: u64,
+        mut statuses: watch::Receiver<ExecutionStatus>,
+        path: &Path,
         follow: bool,
         sender: &mpsc::Sender<io::Result<Bytes>>,
     ) -> io::Result<()> {
-        // This run's status, told by the store as it changes.
-        let Some(mut statuses) = self.store.watch_status(job, id) else {
-            return Ok(());
-        };
         let mut status = *statuses.borrow_and_update();
         if !follow {
             // As if the run had ended: send what is there.
@@ -179,12 +177,11 @@ impl Follow {
                 () = self.shutdown.cancelled() => return Err(stopping()),
             }
         }
-        let path = self.store.log_path(job, id);
         let mut changes = match status {
-            ExecutionStatus::Running => Some(self.watcher.watch(&path)?),
+            ExecutionStatus::Running => Some(self.watcher.watch(path)?),
             _ => None,
         };
-        let mut file = match std::fs::File::open(&path) {
+        let mut file = match std::fs::File::open(path) {
             Ok(file) => file,
             // A run that could not start may have no log at all.
             Err(e) if e.kind() == io::ErrorKind::NotFound && changes.is_none() => return Ok(()),
@@ -211,8 +208,7 @@ impl Follow {
     }
 }
 
-/// The run's next status; once the store lets go of the channel (the run ended), its
-/// last status.
+/// The run's next status; once the channel closes (the run ended), its last status.
 async fn next_status(statuses: &mut watch::Receiver<ExecutionStatus>) -> ExecutionStatus {
     let _ = statuses.changed().await;
     *statuses.borrow_and_update()
@@ -260,8 +256,4 @@ async fn send_rest(
             return Ok(true);
         }
     }
-}
-
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -9,18 +9,18 @@
 //! up the runs of other jobs.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 
 use servitor_shared::InputValues;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// A job id and an execution id.
-pub type RunKey = (String, u64);
+use crate::jobs::id::{JobId, RunId};
+use crate::sync::lock;
 
 #[derive(Debug)]
 pub struct Ticket {
-    pub key: RunKey,
+    pub run: RunId,
     /// Cancelled when someone asks to cancel the run.
     pub cancel: CancellationToken,
     /// How many runs of the job may be active at once (`None`: no limit).
@@ -30,9 +30,9 @@ pub struct Ticket {
 }
 
 impl Ticket {
-    pub fn new(job: &str, id: u64, limit: Option<u32>) -> Self {
+    pub fn new(run: RunId, limit: Option<u32>) -> Self {
         Self {
-            key: (job.to_owned(), id),
+            run,
             cancel: CancellationToken::new(),
             limit,
             secrets: InputValues::new(),
@@ -50,20 +50,20 @@ pub struct RunQueue {
 #[derive(Default)]
 struct State {
     waiting: VecDeque<Ticket>,
-    active: HashMap<RunKey, CancellationToken>,
+    active: HashMap<RunId, CancellationToken>,
     /// Runs of `on_busy: skip` jobs admitted but not queued yet, per job.
-    reserved: HashMap<String, usize>,
+    reserved: HashMap<JobId, usize>,
 }
 
 impl State {
-    fn active_of(&self, job: &str) -> usize {
-        self.active.keys().filter(|(j, _)| j == job).count()
+    fn active_of(&self, job: &JobId) -> usize {
+        self.active.keys().filter(|run| &run.job == job).count()
     }
 
     fn has_room(&self, ticket: &Ticket) -> bool {
         ticket
             .limit
-            .is_none_or(|limit| self.active_of(&ticket.key.0) < limit as usize)
+            .is_none_or(|limit| self.active_of(&ticket.run.job) < limit as usize)
     }
 }
 
@@ -87,7 +87,7 @@ pub struct Busy;
 pub struct Reservation<'a> {
     queue: &'a RunQueue,
     /// Taken when the run is queued.
-    job: Option<String>,
+    job: Option<JobId>,
 }
 
 impl RunQueue {
@@ -113,18 +113,18 @@ impl RunQueue {
     /// Holds room for a run of `job` if fewer than `limit` are queued, running or
     /// being recorded; the check and the hold are one step, so two requests cannot
     /// both take the last place.
-    pub fn reserve(&self, job: &str, limit: u32) -> Result<Reservation<'_>, Busy> {
+    pub fn reserve(&self, job: &JobId, limit: u32) -> Result<Reservation<'_>, Busy> {
         let mut state = self.lock();
         let taken = state.active_of(job)
-            + state.waiting.iter().filter(|t| t.key.0 == job).count()
+            + state.waiting.iter().filter(|t| &t.run.job == job).count()
             + state.reserved.get(job).copied().unwrap_or(0);
         if taken >= limit as usize {
             return Err(Busy);
         }
-        *state.reserved.entry(job.to_owned()).or_default() += 1;
+        *state.reserved.entry(job.clone()).or_default() += 1;
         Ok(Reservation {
             queue: self,
-            job: Some(job.to_owned()),
+            job: Some(job.clone()),
         })
     }
 
@@ -138,7 +138,7 @@ impl RunQueue {
                     let ticket = state.waiting.remove(at).expect("position is in range");
                     state
                         .active
-                        .insert(ticket.key.clone(), ticket.cancel.clone());
+                        .insert(ticket.run.clone(), ticket.cancel.clone());
                     if !state.waiting.is_empty() {
                         // Pass the wake-up on: several runs may have arrived at once.
                         self.changed.notify_one();
@@ -151,28 +151,28 @@ impl RunQueue {
     }
 
     /// Marks a run as active without a worker (a run re-adopted after a restart).
-    pub fn track(&self, key: RunKey) -> CancellationToken {
+    pub fn track(&self, run: RunId) -> CancellationToken {
         let token = CancellationToken::new();
-        self.lock().active.insert(key, token.clone());
+        self.lock().active.insert(run, token.clone());
         token
     }
 
     /// Forgets a run that has ended; a waiting run of its job may go now.
-    pub fn done(&self, key: &RunKey) {
+    pub fn done(&self, run: &RunId) {
         let mut state = self.lock();
-        state.active.remove(key);
+        state.active.remove(run);
         if !state.waiting.is_empty() {
             self.changed.notify_one();
         }
     }
 
-    pub fn cancel(&self, key: &RunKey) -> Cancelled {
+    pub fn cancel(&self, run: &RunId) -> Cancelled {
         let mut state = self.lock();
-        if let Some(at) = state.waiting.iter().position(|t| &t.key == key) {
+        if let Some(at) = state.waiting.iter().position(|t| &t.run == run) {
             state.waiting.remove(at);
             return Cancelled::WasWaiting;
         }
-        match state.active.get(key) {
+        match state.active.get(run) {
             Some(token) => {
                 token.cancel();
                 Cancelled::Signalled
@@ -190,7 +190,7 @@ impl RunQueue {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 }
 
@@ -216,7 +216,7 @@ impl Drop for Reservation<'_> {
     }
 }
 
-fn release(state: &mut State, job: &str) {
+fn release(state: &mut State, job: &JobId) {
     if let Some(count) = state.reserved.get_mut(job) {
         *count -= 1;
         if *count == 0 {
@@ -229,31 +229,36 @@ fn release(state: &mut State, job: &str) {
 mod tests {
     use super::*;
 
+    fn run(job: &str, id: u64) -> RunId {
+        RunId::new(JobId::parse(job).unwrap(), id)
+    }
+
+    fn job(id: &str) -> JobId {
+        JobId::parse(id).unwrap()
+    }
+
     #[tokio::test]
     async fn fifo_with_recovered_runs_first_and_cancel() {
         let queue = RunQueue::default();
-        queue.push(Ticket::new("new", 1, None));
-        queue.push(Ticket::new("new", 2, None));
+        queue.push(Ticket::new(run("new", 1), None));
+        queue.push(Ticket::new(run("new", 2), None));
         queue.push_front(vec![
-            Ticket::new("old", 1, None),
-            Ticket::new("old", 2, None),
+            Ticket::new(run("old", 1), None),
+            Ticket::new(run("old", 2), None),
         ]);
 
         assert!(matches!(
-            queue.cancel(&("new".into(), 1)),
+            queue.cancel(&run("new", 1)),
             Cancelled::WasWaiting
         ));
         let order: Vec<_> = [queue.pop().await, queue.pop().await, queue.pop().await]
             .into_iter()
-            .map(|t| t.key)
+            .map(|t| t.run)
             .collect();
-        assert_eq!(
-            order,
-            [("old".into(), 1), ("old".into(), 2), ("new".into(), 2)]
-        );
+        assert_eq!(order, [run("old", 1), run("old", 2), run("new", 2)]);
         assert_eq!(queue.active(), 3);
 
-        let key = ("old".to_owned(), 1);
+        let key = run("old", 1);
         assert!(matches!(queue.cancel(&key), Cancelled::Signalled));
         queue.done(&key);
         assert!(matches!(queue.cancel(&key), Cancelled::NotHere));
@@ -263,37 +268,40 @@ mod tests {
     #[tokio::test]
     async fn a_job_at_its_limit_lets_others_pass() {
         let queue = std::sync::Arc::new(RunQueue::default());
-        queue.push(Ticket::new("deploy", 1, Some(1)));
-        queue.push(Ticket::new("deploy", 2, Some(1)));
-        queue.push(Ticket::new("other", 1, None));
-        assert_eq!(queue.pop().await.key, ("deploy".into(), 1));
+        queue.push(Ticket::new(run("deploy", 1), Some(1)));
+        queue.push(Ticket::new(run("deploy", 2), Some(1)));
+        queue.push(Ticket::new(run("other", 1), None));
+        assert_eq!(queue.pop().await.run, run("deploy", 1));
         assert_eq!(
-            queue.pop().await.key,
-            ("other".into(), 1),
+            queue.pop().await.run,
+            run("other", 1),
             "deploy #2 waits for #1"
         );
 
         let waiter = tokio::spawn({
             let queue = queue.clone();
-            async move { queue.pop().await.key }
+            async move { queue.pop().await.run }
         });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
-        queue.done(&("deploy".into(), 1));
-        assert_eq!(waiter.await.unwrap(), ("deploy".to_owned(), 2));
+        queue.done(&run("deploy", 1));
+        assert_eq!(waiter.await.unwrap(), run("deploy", 2));
     }
 
     #[test]
     fn reservations_hold_room_until_dropped_or_queued() {
         let queue = RunQueue::default();
-        let first = queue.reserve("deploy", 1).unwrap();
-        assert!(queue.reserve("deploy", 1).is_err());
-        assert!(queue.reserve("other", 1).is_ok());
+        let first = queue.reserve(&job("deploy"), 1).unwrap();
+        assert!(queue.reserve(&job("deploy"), 1).is_err());
+        assert!(queue.reserve(&job("other"), 1).is_ok());
         drop(first);
-        let again = queue.reserve("deploy", 1).unwrap();
-        again.queue(Ticket::new("deploy", 1, Some(1)));
-        assert!(queue.reserve("deploy", 1).is_err(), "a queued run counts");
-        assert!(queue.reserve("deploy", 2).is_ok());
+        let again = queue.reserve(&job("deploy"), 1).unwrap();
+        again.queue(Ticket::new(run("deploy", 1), Some(1)));
+        assert!(
+            queue.reserve(&job("deploy"), 1).is_err(),
+            "a queued run counts"
+        );
+        assert!(queue.reserve(&job("deploy"), 2).is_ok());
     }
 
     #[tokio::test]
@@ -301,10 +309,10 @@ mod tests {
         let queue = std::sync::Arc::new(RunQueue::default());
         let waiter = tokio::spawn({
             let queue = queue.clone();
-            async move { queue.pop().await.key }
+            async move { queue.pop().await.run }
         });
         tokio::task::yield_now().await;
-        queue.push(Ticket::new("j", 9, None));
-        assert_eq!(waiter.await.unwrap(), ("j".to_owned(), 9));
+        queue.push(Ticket::new(run("j", 9), None));
+        assert_eq!(waiter.await.unwrap(), run("j", 9));
     }
 }

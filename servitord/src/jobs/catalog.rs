@@ -6,31 +6,31 @@
 //! The catalog is scanned once and kept, with each job's spec and settings read and
 //! its API answer ready; it is scanned again only when inotify says something under
 //! `config/jobs` changed (see `config_watch`), so asking for it costs almost nothing.
+//! A rescan reads many files: it runs on the blocking pool, and whoever asks meanwhile
+//! waits for it without holding a thread.
 
 use std::collections::HashMap;
 use std::fs::{self, Metadata};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use servitor_shared::{InputSpec, Job, JobSettings, inputs};
 
-use crate::config_watch::ConfigWatch;
-use crate::ids;
-use crate::process_group::Signal;
-use crate::settings::{self, Settings};
+use super::config_watch::ConfigWatch;
+use super::id::{IdError, JobId};
+use super::settings::{self, Settings, SettingsError};
 
 /// Folders deeper than this are not searched (a guard against symlink mazes).
 const MAX_DEPTH: usize = 64;
-const OWNER_EXECUTE: u32 = 0o100;
 const SPEC_SUFFIX: &str = ".input.json";
 
 pub struct Catalog {
     jobs_dir: PathBuf,
     stop_grace: Duration,
-    cache: Mutex<Cache>,
+    cache: tokio::sync::Mutex<Cache>,
 }
 
 struct Cache {
@@ -43,14 +43,14 @@ struct Cache {
 pub struct Snapshot {
     /// Sorted by id.
     pub entries: Vec<Arc<Entry>>,
-    index: HashMap<String, usize>,
+    index: HashMap<JobId, usize>,
 }
 
 /// A job with what its sidecar files say.
 pub struct Entry {
     pub file: JobFile,
     /// What a run needs, or why the job cannot run.
-    pub run: Result<(InputSpec, Settings), String>,
+    pub run: Result<(InputSpec, Settings), Broken>,
     /// The job as the API describes it (a broken spec or settings file in `error`), as
     /// JSON up to its last field's value: `{"job_id":...,"last_execution":`, so that
     /// answers listing many jobs only append each job's newest execution.
@@ -60,43 +60,99 @@ pub struct Entry {
 /// A discovered job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobFile {
-    pub id: String,
+    pub id: JobId,
     /// The executable, as reached under `config/jobs` (symlinks not resolved).
     pub path: PathBuf,
 }
 
 /// Why an id names no job.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NotAJob {
     /// Not shaped like a job id (`..`, empty or hidden segments...).
-    Malformed(String),
+    #[error(transparent)]
+    Malformed(#[from] IdError),
+    #[error("no such job")]
     Unknown,
+}
+
+/// Why a job's `X.input.json` cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read {file}: {reason}")]
+    Unreadable { file: String, reason: String },
+    #[error("{file} is not a JSON object: {reason}")]
+    NotAnObject { file: String, reason: String },
+    #[error("{file}: {reason}")]
+    BadInput { file: String, reason: String },
+}
+
+/// Why a job cannot run until its files are fixed: its spec, its settings, or both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    job: JobId,
+    spec: Option<SpecError>,
+    settings: Option<SettingsError>,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(spec) = &self.spec {
+            write!(f, "{spec}")?;
+            if self.settings.is_some() {
+                f.write_str("; ")?;
+            }
+        }
+        match &self.settings {
+            // These name the broken file themselves.
+            Some(e @ (SettingsError::Unparsable { .. } | SettingsError::Unreadable { .. })) => {
+                write!(f, "{e}")
+            }
+            Some(e) => write!(f, "settings of {}: {e}", self.job),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for Broken {}
+
+impl Broken {
+    pub fn job(&self) -> &JobId {
+        &self.job
+    }
 }
 
 impl JobFile {
     /// `X.input.json` beside the job, `{}` when there is none; its inputs are checked.
-    fn input_spec(&self) -> Result<InputSpec, String> {
+    fn input_spec(&self) -> Result<InputSpec, SpecError> {
         let mut spec_path = self.path.clone().into_os_string();
         spec_path.push(SPEC_SUFFIX);
+        let file = format!("{}{SPEC_SUFFIX}", self.id);
         let text = match fs::read_to_string(&spec_path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(InputSpec::new()),
-            Err(e) => return Err(format!("cannot read {}{SPEC_SUFFIX}: {e}", self.id)),
+            Err(e) => {
+                let reason = e.to_string();
+                return Err(SpecError::Unreadable { file, reason });
+            }
         };
-        let spec: InputSpec = serde_json::from_str(&text)
-            .map_err(|e| format!("{}{SPEC_SUFFIX} is not a JSON object: {e}", self.id))?;
-        inputs::fields(&spec).map_err(|e| format!("{}{SPEC_SUFFIX}: {e}", self.id))?;
+        let spec: InputSpec = match serde_json::from_str(&text) {
+            Ok(spec) => spec,
+            Err(e) => {
+                let reason = e.to_string();
+                return Err(SpecError::NotAnObject { file, reason });
+            }
+        };
+        if let Err(reason) = inputs::fields(&spec) {
+            return Err(SpecError::BadInput { file, reason });
+        }
         Ok(spec)
     }
 }
 
 impl Entry {
     /// The job's settings, or why they cannot be used.
-    pub fn settings(&self) -> Result<&Settings, &str> {
-        self.run
-            .as_ref()
-            .map(|(_, settings)| settings)
-            .map_err(String::as_str)
+    pub fn settings(&self) -> Result<&Settings, &Broken> {
+        self.run.as_ref().map(|(_, settings)| settings)
     }
 }
 
@@ -111,7 +167,7 @@ impl Catalog {
         Self {
             jobs_dir,
             stop_grace,
-            cache: Mutex::new(Cache {
+            cache: tokio::sync::Mutex::new(Cache {
                 watch,
                 snapshot: None,
             }),
@@ -122,27 +178,40 @@ impl Catalog {
         &self.jobs_dir
     }
 
-    /// The catalog as it is now.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        let mut cache = self.lock();
-        let cache = &mut *cache;
+    /// The catalog as it is now: rescanned first, off the async threads, when
+    /// something under `config/jobs` changed since the last scan.
+    pub async fn snapshot(&self) -> Arc<Snapshot> {
+        let mut cache = self.cache.lock().await;
         let changed = cache.watch.as_mut().is_none_or(ConfigWatch::changed);
-        match &cache.snapshot {
-            Some(snapshot) if !changed => Arc::clone(snapshot),
-            _ => {
-                let snapshot = Arc::new(self.scan(cache.watch.as_mut()));
-                cache.snapshot = Some(Arc::clone(&snapshot));
-                snapshot
-            }
+        if let Some(snapshot) = &cache.snapshot
+            && !changed
+        {
+            return Arc::clone(snapshot);
         }
+        let scanner = Scanner {
+            jobs_dir: self.jobs_dir.clone(),
+            stop_grace: self.stop_grace,
+        };
+        let mut watch = cache.watch.take();
+        let (snapshot, watch) = match tokio::task::spawn_blocking(move || {
+            let snapshot = scanner.scan(watch.as_mut());
+            (snapshot, watch)
+        })
+        .await
+        {
+            Ok(scanned) => scanned,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        let snapshot = Arc::new(snapshot);
+        cache.watch = watch;
+        cache.snapshot = Some(Arc::clone(&snapshot));
+        snapshot
     }
 
     /// The job with exactly this id.
-    pub fn find(&self, id: &str) -> Result<Arc<Entry>, NotAJob> {
-        ids::check_job_id(id).map_err(NotAJob::Malformed)?;
-        let snapshot = self.snapshot();
-        let at = snapshot.index.get(id).ok_or(NotAJob::Unknown)?;
-        Ok(Arc::clone(&snapshot.entries[*at]))
+    pub async fn find(&self, id: &str) -> Result<Arc<Entry>, NotAJob> {
+        let id = JobId::parse(id)?;
+        self.snapshot().await.get(&id).ok_or(NotAJob::Unknown)
     }
 
     /// The settings of a job that has none.
@@ -150,19 +219,15 @@ impl Catalog {
         settings::check(&JobSettings::default(), self.stop_grace)
             .expect("no settings are valid settings")
     }
+}
 
-    /// How a cancelled run of the job is stopped: the signal and grace period of its
-    /// settings, or the defaults when they cannot be read.
-    pub fn cancel_stop(&self, id: &str) -> (Signal, Duration) {
-        match self.find(id).as_deref().map(Entry::settings) {
-            Ok(Ok(settings)) => (
-                settings.stop_signal.unwrap_or(Signal::INT),
-                settings.stop_grace,
-            ),
-            _ => (Signal::INT, self.stop_grace),
-        }
-    }
+/// What a scan needs, apart from the catalog's lock.
+struct Scanner {
+    jobs_dir: PathBuf,
+    stop_grace: Duration,
+}
 
+impl Scanner {
     fn scan(&self, mut watch: Option<&mut ConfigWatch>) -> Snapshot {
         // Watched before it is read, so nothing created meanwhile goes unseen; while
         // config/jobs does not exist, the nearest folder above it tells when it does.
@@ -192,33 +257,31 @@ impl Catalog {
     /// Reads a job's spec and settings; a broken file is reported, not fatal.
     fn read(&self, file: JobFile) -> Entry {
         let spec = file.input_spec();
-        let settings = settings::read(&self.jobs_dir, &file.id).and_then(|written| {
-            let checked = settings::check(&written, self.stop_grace)
-                .map_err(|e| format!("settings of {}: {e}", file.id))?;
+        let settings = settings::read(&self.jobs_dir, file.id.as_str()).and_then(|written| {
+            let checked = settings::check(&written, self.stop_grace)?;
             Ok((written, checked))
         });
-        let errors: Vec<&str> = [spec.as_ref().err(), settings.as_ref().err()]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .collect();
-        let error = (!errors.is_empty()).then(|| errors.join("; "));
-        if let Some(error) = &error {
-            tracing::warn!(job = %file.id, "{error}");
+        let broken = (spec.is_err() || settings.is_err()).then(|| Broken {
+            job: file.id.clone(),
+            spec: spec.as_ref().err().cloned(),
+            settings: settings.as_ref().err().cloned(),
+        });
+        if let Some(broken) = &broken {
+            tracing::warn!(job = %file.id, "{broken}");
         }
         let job = Job {
-            job_id: file.id.clone(),
+            job_id: file.id.to_string(),
             input_spec: spec.clone().unwrap_or_default(),
             settings: settings
                 .as_ref()
                 .map(|(written, _)| written.clone())
                 .unwrap_or_else(|_| JobSettings::default()),
-            error: error.clone(),
+            error: broken.as_ref().map(ToString::to_string),
             last_execution: None,
         };
-        let run = match (spec, settings) {
-            (Ok(spec), Ok((_, checked))) => Ok((spec, checked)),
-            _ => Err(error.unwrap_or_default()),
+        let run = match (spec, settings, broken) {
+            (Ok(spec), Ok((_, checked)), None) => Ok((spec, checked)),
+            (_, _, broken) => Err(broken.expect("a spec or settings error")),
         };
         let json_head = json_head(&job);
         Entry {
@@ -227,15 +290,11 @@ impl Catalog {
             json_head,
         }
     }
-
-    fn lock(&self) -> MutexGuard<'_, Cache> {
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 impl Snapshot {
-    pub fn len(&self) -> usize {
-        self.entries.len()
+    pub fn get(&self, id: &JobId) -> Option<Arc<Entry>> {
+        self.index.get(id).map(|at| Arc::clone(&self.entries[*at]))
     }
 }
 
@@ -289,7 +348,11 @@ fn walk(
             {
                 watch.watch(folder);
             }
-            jobs.push(JobFile { id, path });
+            // Made of visible UTF-8 names: a well-formed id, unless over-long.
+            match JobId::parse(&id) {
+                Ok(id) => jobs.push(JobFile { id, path }),
+                Err(e) => tracing::warn!(path = %path.display(), "skipping a job: {e}"),
+            }
         }
     }
 }
@@ -309,6 +372,13 @@ fn identity(meta: &Metadata) -> (u64, u64) {
 }
 
 fn is_job(meta: &Metadata) -> bool {
+    is_executable_file(meta)
+}
+
+/// A regular file its owner may execute: a job in `config/jobs`, a hook in
+/// `config/hooks`.
+pub fn is_executable_file(meta: &Metadata) -> bool {
+    const OWNER_EXECUTE: u32 = 0o100;
     meta.is_file() && meta.permissions().mode() & OWNER_EXECUTE != 0
 }
 
@@ -331,8 +401,8 @@ mod tests {
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
     }
 
-    #[test]
-    fn discovers_jobs_through_links_and_loops() {
+    #[tokio::test]
+    async fn discovers_jobs_through_links_and_loops() {
         let dir = tempfile::tempdir().unwrap();
         let jobs = dir.path().join("jobs");
         let outside = dir.path().join("outside");
@@ -350,13 +420,14 @@ mod tests {
         let catalog = Catalog::new(jobs.clone(), Duration::from_secs(10));
         let ids: Vec<_> = catalog
             .snapshot()
+            .await
             .entries
             .iter()
-            .map(|e| e.file.id.clone())
+            .map(|e| e.file.id.to_string())
             .collect();
         assert_eq!(ids, ["hello", "linked/linked-job", "testing/deep/hello"]);
 
-        let found = catalog.find("linked/linked-job").unwrap();
+        let found = catalog.find("linked/linked-job").await.unwrap();
         assert_eq!(found.file.path, jobs.join("linked/linked-job"));
         for unknown in [
             "notes.txt",
@@ -367,7 +438,7 @@ mod tests {
             "hello.input.json",
         ] {
             assert_eq!(
-                catalog.find(unknown).err(),
+                catalog.find(unknown).await.err(),
                 Some(NotAJob::Unknown),
                 "{unknown}"
             );
@@ -379,14 +450,14 @@ mod tests {
             "testing//deep/hello",
         ] {
             assert!(
-                matches!(catalog.find(malformed), Err(NotAJob::Malformed(_))),
+                matches!(catalog.find(malformed).await, Err(NotAJob::Malformed(_))),
                 "{malformed}"
             );
         }
     }
 
-    #[test]
-    fn reads_input_specs() {
+    #[tokio::test]
+    async fn reads_input_specs() {
         let dir = tempfile::tempdir().unwrap();
         write(&dir.path().join("plain"), 0o755);
         write(&dir.path().join("greet"), 0o755);
@@ -399,14 +470,14 @@ mod tests {
         fs::write(dir.path().join("broken.input.json"), "{not json").unwrap();
         let catalog = Catalog::new(dir.path().to_owned(), Duration::from_secs(10));
 
-        let greet = catalog.find("greet").unwrap().job();
+        let greet = catalog.find("greet").await.unwrap().job();
         assert_eq!(
             serde_json::to_string(&greet.input_spec).unwrap(),
             r#"{"NAME":{},"CITY":{"x":1}}"#
         );
-        let plain = catalog.find("plain").unwrap().job();
+        let plain = catalog.find("plain").await.unwrap().job();
         assert!(plain.input_spec.is_empty() && plain.settings.is_empty());
-        let broken = catalog.find("broken").unwrap();
+        let broken = catalog.find("broken").await.unwrap();
         assert!(broken.job().input_spec.is_empty());
         assert!(
             broken
@@ -419,39 +490,44 @@ mod tests {
         assert!(broken.run.is_err());
     }
 
-    #[test]
-    fn sees_changes_at_once() {
+    #[tokio::test]
+    async fn sees_changes_at_once() {
         let dir = tempfile::tempdir().unwrap();
         write(&dir.path().join("a/first"), 0o755);
         let catalog = Catalog::new(dir.path().to_owned(), Duration::from_secs(10));
-        let before = catalog.snapshot();
+        let before = catalog.snapshot().await;
         assert!(
-            Arc::ptr_eq(&before, &catalog.snapshot()),
+            Arc::ptr_eq(&before, &catalog.snapshot().await),
             "kept while nothing changes"
         );
 
         write(&dir.path().join("a/second"), 0o644);
-        assert!(catalog.find("a/second").is_err());
+        assert!(catalog.find("a/second").await.is_err());
         fs::set_permissions(
             dir.path().join("a/second"),
             fs::Permissions::from_mode(0o755),
         )
         .unwrap();
-        assert!(catalog.find("a/second").is_ok(), "a chmod +x is seen");
+        assert!(catalog.find("a/second").await.is_ok(), "a chmod +x is seen");
         fs::write(dir.path().join("a/second.input.json"), r#"{"X": {}}"#).unwrap();
         assert!(
             catalog
                 .find("a/second")
+                .await
                 .unwrap()
                 .job()
                 .input_spec
                 .contains_key("X")
         );
         fs::write(dir.path().join("a/.settings.json"), r#"{"timeout": "1s"}"#).unwrap();
-        let settings = catalog.find("a/first").unwrap().job().settings;
+        let settings = catalog.find("a/first").await.unwrap().job().settings;
         assert_eq!(settings.timeout.as_deref(), Some("1s"));
         fs::create_dir(dir.path().join("b")).unwrap();
         write(&dir.path().join("b/third"), 0o755);
-        assert_eq!(catalog.snapshot().len(), 3, "new folders are watched too");
+        assert_eq!(
+            catalog.snapshot().await.entries.len(),
+            3,
+            "new folders are watched too"
+        );
     }
 }

@@ -1,18 +1,17 @@
-//! Retention: deleting a job's old finished executions, as its settings say.
+//! Retention: which of a job's old finished executions its settings let go.
 //!
-//! An execution folder is renamed out of sight first (atomic: readers see it or not),
-//! then deleted off the async threads. `last_execution.txt` stays, so ids never repeat.
-//! Queued and running executions, and the newest one, are never removed.
+//! The store renames an expired execution's folder out of sight first (atomic: readers
+//! see it or not); it is then deleted off the async threads. `last_execution.txt`
+//! stays, so ids never repeat. Queued and running executions, and the newest one, are
+//! never removed.
 
 use std::fs;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::settings::Retention;
-use crate::store::Store;
+use crate::jobs::settings::Retention;
 
 /// Prefix of an execution folder being deleted (hidden: the store skips it).
 pub const REMOVED_PREFIX: &str = ".removed-";
@@ -34,19 +33,6 @@ pub fn expired(policy: Retention, rank: usize, ended: Option<Timestamp>, now: Ti
         (Some(beyond), Some(old)) => beyond && old,
         (Some(expired), None) | (None, Some(expired)) => expired,
         (None, None) => false,
-    }
-}
-
-/// Removes what the policy lets go, the deleting done in the background.
-pub fn prune_in_background(store: &Arc<Store>, job: &str, policy: Retention) {
-    let moved = store.remove_expired(job, policy, Timestamp::now());
-    if !moved.is_empty() {
-        tracing::info!(
-            job,
-            removed = moved.len(),
-            "retention removed old executions"
-        );
-        delete_in_background(moved);
     }
 }
 

@@ -10,20 +10,23 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use servitor_shared::{ExecutionStatus, RunResult};
+use servitor_shared::{ExecutionStatus, RunResult, env};
 use tokio::process::Command;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-use crate::process_group::{self, Signal};
-use crate::timestamp;
+use super::executor::process_group;
+use crate::jobs::catalog::is_executable_file;
+use crate::jobs::id::RunId;
+use crate::signal::Signal;
+use crate::state::Workdir;
+use crate::state::timestamp;
 
 /// Hooks running at once; more wait their turn.
 const AT_ONCE: usize = 4;
@@ -44,8 +47,7 @@ pub struct Hooks {
 /// A run that has ended, as hooks learn of it.
 #[derive(Debug, Clone)]
 pub struct Ended {
-    pub job: String,
-    pub id: u64,
+    pub run: RunId,
     pub status: ExecutionStatus,
     pub result: RunResult,
     /// How long its process ran; `None` when it never started.
@@ -54,11 +56,11 @@ pub struct Ended {
 }
 
 impl Hooks {
-    pub fn new(root: &Path, timeout: Duration) -> Self {
+    pub fn new(workdir: &Workdir, timeout: Duration) -> Self {
         Self {
-            dir: root.join("config/hooks"),
-            logs_dir: root.join("state/hooks"),
-            root: root.to_owned(),
+            dir: workdir.hooks_dir(),
+            logs_dir: workdir.hook_logs_dir(),
+            root: workdir.root().to_owned(),
             timeout,
             turns: Arc::new(Semaphore::new(AT_ONCE)),
             running: TaskTracker::new(),
@@ -66,7 +68,8 @@ impl Hooks {
         }
     }
 
-    /// Starts the hooks for this end, if there are any.
+    /// Starts the hooks for this end, if there are any, in a task of their own. Reads
+    /// the hooks folder: call it where blocking is allowed, as the run lifecycle does.
     pub fn run_ended(self: &Arc<Self>, ended: Ended) {
         let hooks = self.matching(ended.status);
         if hooks.is_empty() {
@@ -106,10 +109,7 @@ impl Hooks {
                 })
             })
             .map(|entry| entry.path())
-            .filter(|path| {
-                fs::metadata(path)
-                    .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o100 != 0)
-            })
+            .filter(|path| fs::metadata(path).is_ok_and(|meta| is_executable_file(&meta)))
             .collect();
         hooks.sort();
         hooks
@@ -120,7 +120,7 @@ impl Hooks {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let about = format!("{} #{} ({})", run.job, run.id, run.status);
+        let about = format!("{} ({})", run.run, run.status);
         let log = match self.open_log(&name) {
             Ok(log) => log,
             Err(e) => {
@@ -137,20 +137,20 @@ impl Hooks {
                 .stdout(log.try_clone()?)
                 .stderr(stderr)
                 .process_group(0)
-                .env("SERVITOR_ROOT", &self.root)
-                .env("SERVITOR_HOOK", &name)
-                .env("SERVITOR_JOB", &run.job)
-                .env("SERVITOR_JOB_EXECUTION", run.id.to_string())
-                .env("SERVITOR_STATUS", run.status.as_str())
-                .env("SERVITOR_EXIT_CODE", run.result.exit_code.to_string())
-                .env("SERVITOR_MESSAGE", &run.result.message)
+                .env(env::ROOT, &self.root)
+                .env(env::HOOK, &name)
+                .env(env::JOB, run.run.job.as_str())
+                .env(env::JOB_EXECUTION, run.run.execution.to_string())
+                .env(env::STATUS, run.status.as_str())
+                .env(env::EXIT_CODE, run.result.exit_code.to_string())
+                .env(env::MESSAGE, &run.result.message)
                 .env(
-                    "SERVITOR_DURATION",
+                    env::DURATION,
                     run.ran
                         .map(|d| format!("{:.3}", d.as_secs_f64()))
                         .unwrap_or_default(),
                 )
-                .env("SERVITOR_LOG", &run.log)
+                .env(env::LOG, &run.log)
                 .spawn()
         });
         let mut child = match spawned {

@@ -22,7 +22,7 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
         .mode(MODE)
         .create(dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
-    crate::workdir::check_private(dir)?;
+    crate::state::workdir::check_private(dir)?;
     fs::set_permissions(dir, Permissions::from_mode(MODE))
         .with_context(|| format!("cannot set the mode of {}", dir.display()))?;
 

@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use servitor_shared::api::SOCKET_PATH;
+
+use super::files;
+use crate::jobs::id::{JobId, RunId};
 
 /// How long a lock whose holder's pid is gone may take to be released.
 const DEAD_HOLDER_PATIENCE: Duration = Duration::from_secs(3);
@@ -40,13 +44,41 @@ impl Workdir {
         self.root.join("state")
     }
 
-    /// `state/jobs`: one folder per job id, holding `executions/`.
-    pub fn state_jobs_dir(&self) -> PathBuf {
-        self.root.join("state/jobs")
+    /// `state/jobs/<job>/executions`: safe to join, since a `JobId` has no `..`,
+    /// absolute or hidden segments.
+    pub fn executions_dir(&self, job: &JobId) -> PathBuf {
+        let mut dir = self.root.join("state/jobs");
+        dir.push(job.as_str());
+        dir.push("executions");
+        dir
+    }
+
+    /// `state/jobs/<job>/executions/<n>`.
+    pub fn execution_dir(&self, run: &RunId) -> PathBuf {
+        self.executions_dir(&run.job)
+            .join(run.execution.to_string())
+    }
+
+    /// `state/jobs/<job>/executions/<n>/logs/main.txt`.
+    pub fn log_path(&self, run: &RunId) -> PathBuf {
+        let mut path = self.execution_dir(run);
+        path.push(files::LOGS_DIR);
+        path.push(files::LOG);
+        path
+    }
+
+    /// `state/hooks`: the hooks' logs.
+    pub fn hook_logs_dir(&self) -> PathBuf {
+        self.root.join("state/hooks")
+    }
+
+    /// `config/hooks`: the hooks.
+    pub fn hooks_dir(&self) -> PathBuf {
+        self.root.join("config/hooks")
     }
 
     pub fn socket_path(&self) -> PathBuf {
-        self.root.join("sockets/servitor.sock")
+        self.root.join(SOCKET_PATH)
     }
 
     fn lock_path(&self) -> PathBuf {
