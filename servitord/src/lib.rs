@@ -21,6 +21,7 @@ mod recovery;
 mod retention;
 mod run_processes;
 mod runner;
+mod schedule;
 mod server;
 mod settings;
 mod socket;

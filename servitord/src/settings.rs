@@ -12,6 +12,7 @@ use servitor_shared::api::RESERVED_ENV_PREFIX;
 use servitor_shared::{JobSettings, OnBusy};
 
 use crate::process_group::Signal;
+use crate::schedule::Schedule;
 
 const FOLDER_FILE: &str = ".settings.json";
 const JOB_SUFFIX: &str = ".settings.json";
@@ -28,6 +29,9 @@ pub struct Settings {
     pub on_busy: OnBusy,
     pub retention: Option<Retention>,
     pub env: IndexMap<String, String>,
+    /// When the daemon runs the job on its own; `None`: only when asked.
+    #[allow(dead_code)] // Read once the run lifecycle wires schedules in.
+    pub schedule: Option<Schedule>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -103,6 +107,7 @@ pub fn check(settings: &JobSettings, stop_grace: Duration) -> Result<Settings, S
         on_busy: settings.on_busy.unwrap_or_default(),
         retention,
         env,
+        schedule: Schedule::from_settings(settings).map_err(|e| e.to_string())?,
     })
 }
 
@@ -209,6 +214,19 @@ mod tests {
             parse(r#"{"env": {"SERVITOR_JOB": "x"}}"#).unwrap_err(),
             "env may not set \"SERVITOR_JOB\""
         );
+        assert_eq!(
+            parse(r#"{"schedule": ["@daily", "0 25 * * *"]}"#).unwrap_err(),
+            "schedule \"0 25 * * *\" is not a cron expression: Component error: Number out of bounds"
+        );
+        assert!(
+            parse(r#"{"schedule": "@daily", "timezone": "Europe/Nowhere"}"#)
+                .unwrap_err()
+                .starts_with("timezone \"Europe/Nowhere\" is not an IANA time zone name")
+        );
+        let scheduled = parse(r#"{"schedule": "30 2 * * *", "timezone": "UTC"}"#).unwrap();
+        assert_eq!(scheduled.schedule.unwrap().describe(), "At 02:30");
+        let plain = parse("{}").unwrap();
+        assert!(plain.schedule.is_none());
         let retention = parse(r#"{"retention": {"max_age": "7days"}}"#)
             .unwrap()
             .retention
