@@ -12,7 +12,7 @@ use servitor_shared::api::RESERVED_ENV_PREFIX;
 use servitor_shared::{JobSettings, OnBusy};
 
 use crate::process_group::Signal;
-use crate::schedule::Schedule;
+use crate::schedule::{RetryPolicy, Schedule};
 
 const FOLDER_FILE: &str = ".settings.json";
 const JOB_SUFFIX: &str = ".settings.json";
@@ -32,6 +32,8 @@ pub struct Settings {
     /// When the daemon runs the job on its own; `None`: only when asked.
     #[allow(dead_code)] // Read once the run lifecycle wires schedules in.
     pub schedule: Option<Schedule>,
+    #[allow(dead_code)] // Read once the run lifecycle wires retries in.
+    pub retry: RetryPolicy,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -108,6 +110,7 @@ pub fn check(settings: &JobSettings, stop_grace: Duration) -> Result<Settings, S
         retention,
         env,
         schedule: Schedule::from_settings(settings).map_err(|e| e.to_string())?,
+        retry: RetryPolicy::from_settings(settings.retry.as_ref()).map_err(|e| e.to_string())?,
     })
 }
 
@@ -223,10 +226,18 @@ mod tests {
                 .unwrap_err()
                 .starts_with("timezone \"Europe/Nowhere\" is not an IANA time zone name")
         );
-        let scheduled = parse(r#"{"schedule": "30 2 * * *", "timezone": "UTC"}"#).unwrap();
+        assert_eq!(
+            parse(r#"{"retry": {"attempts": 1000}}"#).unwrap_err(),
+            "retry.attempts must be at most 100, not 1000"
+        );
+        let scheduled =
+            parse(r#"{"schedule": "30 2 * * *", "timezone": "UTC", "retry": {"attempts": 2}}"#)
+                .unwrap();
         assert_eq!(scheduled.schedule.unwrap().describe(), "At 02:30");
+        assert_eq!(scheduled.retry.attempts(), 2);
         let plain = parse("{}").unwrap();
         assert!(plain.schedule.is_none());
+        assert_eq!(plain.retry, RetryPolicy::NONE);
         let retention = parse(r#"{"retention": {"max_age": "7days"}}"#)
             .unwrap()
             .retention

@@ -4,13 +4,15 @@
 //! fire time and reports each one.
 
 // The run lifecycle wires these in; until then only the settings check uses them.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 mod cron;
 mod fire_times;
+mod retry;
 mod wall_clock;
 
 pub use fire_times::Schedule;
+pub use retry::{RetryError, RetryPolicy};
 
 /// Why a job's `schedule` or `timezone` cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
