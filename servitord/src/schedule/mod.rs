@@ -9,10 +9,12 @@
 mod cron;
 mod fire_times;
 mod retry;
+mod scheduler;
 mod wall_clock;
 
 pub use fire_times::Schedule;
 pub use retry::{RetryError, RetryPolicy};
+pub use scheduler::{Fire, Scheduler};
 
 /// Why a job's `schedule` or `timezone` cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
