@@ -16,4 +16,4 @@ mod settings;
 pub use event::Event;
 pub use execution::{Execution, ExecutionStatus, InputValues, Peer, RunResult, StatusChange};
 pub use job::{InputSpec, Job, LastExecution};
-pub use settings::{JobSettings, OnBusy, Retention};
+pub use settings::{CatchUp, CronSchedule, JobSettings, OnBusy, Retention, Retry};

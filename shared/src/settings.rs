@@ -1,10 +1,13 @@
+use std::fmt;
+
 use indexmap::IndexMap;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// A job's settings: `X.settings.json` beside job `X`, over the `.settings.json` of
 /// the folders above it. Every field is optional; durations are written as text
 /// (`"90s"`, `"2h 30m"`, `"7days"`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobSettings {
     /// Stop a run that takes longer; it ends as `failure`.
@@ -28,6 +31,96 @@ pub struct JobSettings {
     /// Variables added to the job's environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<IndexMap<String, String>>,
+    /// When the daemon runs the job on its own: cron expressions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<CronSchedule>,
+    /// The IANA time zone `schedule` is read in (`"Europe/Madrid"`); by default the
+    /// daemon's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// What happens to fire times missed while the daemon was down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up: Option<CatchUp>,
+    /// Runs that end as `failure` start again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+}
+
+/// `"schedule"`: one cron expression, or a list of them (`[]`: not scheduled, even
+/// when a folder above says so). Written back as it was given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum CronSchedule {
+    One(String),
+    List(Vec<String>),
+}
+
+impl CronSchedule {
+    pub fn expressions(&self) -> &[String] {
+        match self {
+            CronSchedule::One(one) => std::slice::from_ref(one),
+            CronSchedule::List(list) => list,
+        }
+    }
+}
+
+/// By hand rather than `untagged`, whose error says only "did not match any variant".
+impl<'de> Deserialize<'de> for CronSchedule {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OneOrList;
+        impl<'de> Visitor<'de> for OneOrList {
+            type Value = CronSchedule;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a cron expression or a list of them")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<CronSchedule, E> {
+                Ok(CronSchedule::One(text.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CronSchedule, A::Error> {
+                let mut list = Vec::new();
+                while let Some(expression) = seq.next_element()? {
+                    list.push(expression);
+                }
+                Ok(CronSchedule::List(list))
+            }
+        }
+        deserializer.deserialize_any(OneOrList)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// Missed fire times are dropped.
+    #[default]
+    Skip,
+    /// One run at start stands for all the fire times that were missed.
+    Once,
+}
+
+/// `{"attempts": 3, "delay": "30s", "backoff": 2}`: up to `attempts` new executions
+/// after a failure, the first `delay` after it, each next one `backoff` times longer.
+/// Nearer settings files override field by field, so a folder can set the delays and
+/// each job its own `attempts`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<f64>,
+}
+
+impl Retry {
+    fn overlay(self, over: Retry) -> Retry {
+        Retry {
+            attempts: over.attempts.or(self.attempts),
+            delay: over.delay.or(self.delay),
+            backoff: over.backoff.or(self.backoff),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +161,13 @@ impl JobSettings {
                 }
                 (base, over) => over.or(base),
             },
+            schedule: over.schedule.or(self.schedule),
+            timezone: over.timezone.or(self.timezone),
+            catch_up: over.catch_up.or(self.catch_up),
+            retry: match (self.retry, over.retry) {
+                (Some(base), Some(over)) => Some(base.overlay(over)),
+                (base, over) => over.or(base),
+            },
         }
     }
 
@@ -93,6 +193,81 @@ mod tests {
         assert_eq!(merged.concurrency, Some(2));
         let env = merged.env.unwrap();
         assert_eq!((env["A"].as_str(), env["B"].as_str()), ("1", "2"));
+    }
+
+    #[test]
+    fn schedules_are_one_expression_or_a_list() {
+        let parse = |json: &str| serde_json::from_str::<JobSettings>(json);
+        let one = parse(r#"{"schedule": "30 2 * * *"}"#)
+            .unwrap()
+            .schedule
+            .unwrap();
+        assert_eq!(one.expressions(), ["30 2 * * *"]);
+        assert_eq!(serde_json::to_string(&one).unwrap(), r#""30 2 * * *""#);
+        let list = parse(r#"{"schedule": ["0 9 * * 1-5", "@monthly"]}"#)
+            .unwrap()
+            .schedule
+            .unwrap();
+        assert_eq!(list.expressions(), ["0 9 * * 1-5", "@monthly"]);
+        assert_eq!(
+            serde_json::to_string(&list).unwrap(),
+            r#"["0 9 * * 1-5","@monthly"]"#
+        );
+        let error = parse(r#"{"schedule": 5}"#).unwrap_err().to_string();
+        assert!(
+            error.contains("expected a cron expression or a list of them"),
+            "{error}"
+        );
+        assert!(parse(r#"{"schedule": ["@daily", 1]}"#).is_err());
+
+        let folder =
+            parse(r#"{"schedule": "@daily", "timezone": "UTC", "catch_up": "once"}"#).unwrap();
+        let unscheduled = folder
+            .clone()
+            .overlay(parse(r#"{"schedule": []}"#).unwrap());
+        assert_eq!(
+            unscheduled.schedule.unwrap().expressions(),
+            [] as [String; 0]
+        );
+        let inherited = folder.overlay(parse(r#"{"timezone": "Europe/Madrid"}"#).unwrap());
+        assert_eq!(inherited.timezone.as_deref(), Some("Europe/Madrid"));
+        assert_eq!(inherited.catch_up, Some(CatchUp::Once));
+        assert!(parse(r#"{"catch_up": "twice"}"#).is_err());
+    }
+
+    #[test]
+    fn retry_is_overlaid_field_by_field() {
+        let parse = |json: &str| serde_json::from_str::<JobSettings>(json).unwrap();
+        let folder = parse(r#"{"retry": {"attempts": 3, "delay": "30s", "backoff": 2}}"#);
+        let job = parse(r#"{"retry": {"delay": "5m"}}"#);
+        assert_eq!(
+            folder.clone().overlay(job).retry,
+            Some(Retry {
+                attempts: Some(3),
+                delay: Some("5m".into()),
+                backoff: Some(2.0),
+            })
+        );
+        let off = folder
+            .clone()
+            .overlay(parse(r#"{"retry": {"attempts": 0}}"#));
+        assert_eq!(off.retry.unwrap().attempts, Some(0));
+        assert_eq!(
+            folder.clone().overlay(JobSettings::default()).retry,
+            folder.retry
+        );
+        assert_eq!(
+            parse(r#"{"retry": {"backoff": 1.5}}"#)
+                .retry
+                .unwrap()
+                .backoff,
+            Some(1.5)
+        );
+        let error = serde_json::from_str::<JobSettings>(r#"{"retry": {"attempt": 3}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown field `attempt`"), "{error}");
+        assert!(serde_json::from_str::<JobSettings>(r#"{"retry": {"attempts": -1}}"#).is_err());
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub enum SpecError {
 }
 
 /// Why a job cannot run until its files are fixed: its spec, its settings, or both.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Broken {
     job: JobId,
     spec: Option<SpecError>,

@@ -4,4 +4,5 @@
 pub mod catalog;
 mod config_watch;
 pub mod id;
+pub mod schedule;
 pub mod settings;

@@ -11,6 +11,7 @@ use indexmap::IndexMap;
 use servitor_shared::env::RESERVED_PREFIX;
 use servitor_shared::{JobSettings, OnBusy};
 
+use super::schedule::{RetryError, RetryPolicy, Schedule, ScheduleError};
 use crate::signal::{Signal, UnknownSignal, parse_stop_signal};
 
 const FOLDER_FILE: &str = ".settings.json";
@@ -28,6 +29,11 @@ pub struct Settings {
     pub on_busy: OnBusy,
     pub retention: Option<Retention>,
     pub env: IndexMap<String, String>,
+    /// When the daemon runs the job on its own; `None`: only when asked.
+    #[allow(dead_code)] // Read once the run lifecycle wires schedules in.
+    pub schedule: Option<Schedule>,
+    #[allow(dead_code)] // Read once the run lifecycle wires retries in.
+    pub retry: RetryPolicy,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,7 +43,7 @@ pub struct Retention {
 }
 
 /// Why a job's settings cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SettingsError {
     #[error("{file}: {reason}")]
     Unparsable { file: String, reason: String },
@@ -57,6 +63,10 @@ pub enum SettingsError {
     ReservedEnv(String),
     #[error("env values may not contain NUL")]
     NulInEnv,
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    #[error(transparent)]
+    Retry(#[from] RetryError),
 }
 
 /// The settings files of job `id`, merged; an error names the file that is broken.
@@ -138,6 +148,8 @@ pub fn check(settings: &JobSettings, stop_grace: Duration) -> Result<Settings, S
         on_busy: settings.on_busy.unwrap_or_default(),
         retention,
         env,
+        schedule: Schedule::from_settings(settings)?,
+        retry: RetryPolicy::from_settings(settings.retry.as_ref())?,
     })
 }
 
@@ -229,6 +241,32 @@ mod tests {
                 .to_string(),
             "env may not set \"SERVITOR_JOB\""
         );
+        assert_eq!(
+            parse(r#"{"schedule": ["@daily", "0 25 * * *"]}"#)
+                .unwrap_err()
+                .to_string(),
+            "schedule \"0 25 * * *\" is not a cron expression: Component error: Number out of bounds"
+        );
+        assert!(
+            parse(r#"{"schedule": "@daily", "timezone": "Europe/Nowhere"}"#)
+                .unwrap_err()
+                .to_string()
+                .starts_with("timezone \"Europe/Nowhere\" is not an IANA time zone name")
+        );
+        assert_eq!(
+            parse(r#"{"retry": {"attempts": 1000}}"#)
+                .unwrap_err()
+                .to_string(),
+            "retry.attempts must be at most 100, not 1000"
+        );
+        let scheduled =
+            parse(r#"{"schedule": "30 2 * * *", "timezone": "UTC", "retry": {"attempts": 2}}"#)
+                .unwrap();
+        assert_eq!(scheduled.schedule.unwrap().describe(), "At 02:30");
+        assert_eq!(scheduled.retry.attempts(), 2);
+        let plain = parse("{}").unwrap();
+        assert!(plain.schedule.is_none());
+        assert_eq!(plain.retry, RetryPolicy::NONE);
         let retention = parse(r#"{"retention": {"max_age": "7days"}}"#)
             .unwrap()
             .retention

@@ -8,6 +8,8 @@ mod lifecycle;
 mod outcome;
 mod queue;
 mod recovery;
+#[allow(dead_code)] // The run lifecycle wires it in.
+pub mod scheduler;
 pub mod workers;
 
 pub use lifecycle::{CancelError, Runs, SubmitError};
