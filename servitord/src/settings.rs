@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use servitor_shared::api::RESERVED_ENV_PREFIX;
-use servitor_shared::{JobSettings, OnBusy};
+use servitor_shared::{Executor, JobSettings, OnBusy};
 
 use crate::process_group::Signal;
 
@@ -66,6 +66,11 @@ fn read_file(path: &Path, shown: &str) -> Result<JobSettings, String> {
 
 /// Checks merged settings; `stop_grace` is the daemon's default grace period.
 pub fn check(settings: &JobSettings, stop_grace: Duration) -> Result<Settings, String> {
+    // Until the Slurm executor is part of the run lifecycle, such a job must not
+    // quietly run on this machine instead.
+    if settings.executor == Some(Executor::Slurm) {
+        return Err("executor \"slurm\" is not available in this servitord yet".into());
+    }
     let duration = |name: &str, text: &Option<String>| -> Result<Option<Duration>, String> {
         text.as_deref()
             .map(|text| {
@@ -205,6 +210,11 @@ mod tests {
             parse(r#"{"concurrency": 0}"#).unwrap_err(),
             "concurrency must be at least 1"
         );
+        assert_eq!(
+            parse(r#"{"executor": "slurm"}"#).unwrap_err(),
+            "executor \"slurm\" is not available in this servitord yet"
+        );
+        assert!(parse(r#"{"executor": "local", "slurm": {"cpus": 2}}"#).is_ok());
         assert_eq!(
             parse(r#"{"env": {"SERVITOR_JOB": "x"}}"#).unwrap_err(),
             "env may not set \"SERVITOR_JOB\""

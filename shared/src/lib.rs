@@ -14,4 +14,4 @@ mod settings;
 pub use event::Event;
 pub use execution::{Execution, ExecutionStatus, InputValues, Peer, RunResult, StatusChange};
 pub use job::{InputSpec, Job};
-pub use settings::{JobSettings, OnBusy, Retention};
+pub use settings::{Executor, JobSettings, OnBusy, Retention, SlurmSettings};
