@@ -23,6 +23,7 @@ mod run_processes;
 mod runner;
 mod server;
 mod settings;
+mod slurm;
 mod socket;
 pub mod state_files;
 mod store;
