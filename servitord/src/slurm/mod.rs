@@ -15,5 +15,7 @@
 #![allow(dead_code)]
 
 mod names;
+mod parse;
 mod sbatch_args;
 mod settings;
+mod wrapper;
