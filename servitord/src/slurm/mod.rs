@@ -14,6 +14,8 @@
 // Not used by the daemon until the Slurm executor wires it in.
 #![allow(dead_code)]
 
+mod cli;
+mod command;
 mod names;
 mod parse;
 mod sbatch_args;
