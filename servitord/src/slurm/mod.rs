@@ -21,3 +21,6 @@ mod parse;
 mod sbatch_args;
 mod settings;
 mod wrapper;
+
+#[cfg(test)]
+mod cluster_tests;
