@@ -8,7 +8,7 @@
 #
 # The browser tests need Debian's chromium and chromium-driver; as root on Debian this
 # installs them (and systemd, whose systemd-analyze checks the installer's unit) when
-# they are missing.
+# they are missing. The Slurm tests need a cluster: see below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +27,16 @@ if ((${#missing[@]})); then
 fi
 
 step() { echo; echo "=== $* ==="; }
+
+# The Slurm tests need a cluster: unless SLURM_CONF names one, the local one of
+# scripts/slurm-local.sh (installed as root on Debian), stopped at the end if
+# started here. Where sbatch is not installed, SERVITOR_SKIP_SLURM_TESTS=1 skips them.
+if [[ -z ${SLURM_CONF:-} && ${SERVITOR_SKIP_SLURM_TESTS:-} != 1 ]]; then
+  if ! scripts/slurm-local.sh status >/dev/null 2>&1; then
+    trap 'scripts/slurm-local.sh stop' EXIT
+  fi
+  eval "$(scripts/slurm-local.sh start)"
+fi
 
 step "formatting and lints"
 cargo fmt --all -- --check

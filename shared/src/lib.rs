@@ -16,4 +16,6 @@ mod settings;
 pub use event::Event;
 pub use execution::{Execution, ExecutionStatus, InputValues, Peer, RunResult, StatusChange};
 pub use job::{InputSpec, Job, LastExecution};
-pub use settings::{CatchUp, CronSchedule, JobSettings, OnBusy, Retention, Retry};
+pub use settings::{
+    CatchUp, CronSchedule, Executor, JobSettings, OnBusy, Retention, Retry, SlurmSettings,
+};

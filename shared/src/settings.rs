@@ -44,6 +44,72 @@ pub struct JobSettings {
     /// Runs that end as `failure` start again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<Retry>,
+    /// Where a run goes: a local process (the default) or a job on a Slurm cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<Executor>,
+    /// What a run asks of the Slurm cluster, with `"executor": "slurm"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmSettings>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Executor {
+    /// A process group on this machine.
+    #[default]
+    Local,
+    /// A batch job submitted with `sbatch`.
+    Slurm,
+}
+
+/// The resources and placement of a Slurm run, as `sbatch` options. Checked by
+/// servitord when a run starts; `sbatch_args` may not set what Servitor owns (the
+/// job's name, output, folder, environment...).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSettings {
+    /// `--partition`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// `--cpus-per-task`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// `--mem`: `"16G"`, `"500M"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem: Option<String>,
+    /// `--gpus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
+    /// `--account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// `--qos`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<String>,
+    /// `--constraint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<String>,
+    /// More `sbatch` arguments, as separate words: `["--exclusive", "-N", "2"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbatch_args: Option<Vec<String>>,
+}
+
+impl SlurmSettings {
+    /// `self` with every field that `over` sets replaced by `over`'s: a job can
+    /// change its folder's memory and keep its partition. `sbatch_args` is one field:
+    /// a job's list replaces its folder's whole, so it can drop an argument too.
+    pub fn overlay(self, over: SlurmSettings) -> SlurmSettings {
+        SlurmSettings {
+            partition: over.partition.or(self.partition),
+            cpus: over.cpus.or(self.cpus),
+            mem: over.mem.or(self.mem),
+            gpus: over.gpus.or(self.gpus),
+            account: over.account.or(self.account),
+            qos: over.qos.or(self.qos),
+            constraint: over.constraint.or(self.constraint),
+            sbatch_args: over.sbatch_args.or(self.sbatch_args),
+        }
+    }
 }
 
 /// `"schedule"`: one cron expression, or a list of them (`[]`: not scheduled, even
@@ -168,6 +234,11 @@ impl JobSettings {
                 (Some(base), Some(over)) => Some(base.overlay(over)),
                 (base, over) => over.or(base),
             },
+            executor: over.executor.or(self.executor),
+            slurm: match (self.slurm, over.slurm) {
+                (Some(base), Some(over)) => Some(base.overlay(over)),
+                (base, over) => over.or(base),
+            },
         }
     }
 
@@ -268,6 +339,58 @@ mod tests {
             .to_string();
         assert!(error.contains("unknown field `attempt`"), "{error}");
         assert!(serde_json::from_str::<JobSettings>(r#"{"retry": {"attempts": -1}}"#).is_err());
+    }
+
+    #[test]
+    fn a_folder_moves_its_jobs_to_slurm_and_a_job_adjusts_fields() {
+        let folder: JobSettings = serde_json::from_str(
+            r#"{"executor": "slurm",
+                "slurm": {"partition": "gpu", "mem": "16G", "sbatch_args": ["--exclusive"]}}"#,
+        )
+        .unwrap();
+        let job: JobSettings =
+            serde_json::from_str(r#"{"slurm": {"mem": "64G", "sbatch_args": []}}"#).unwrap();
+        let merged = folder.clone().overlay(job);
+        assert_eq!(merged.executor, Some(Executor::Slurm));
+        let slurm = merged.slurm.unwrap();
+        assert_eq!(slurm.partition.as_deref(), Some("gpu"));
+        assert_eq!(slurm.mem.as_deref(), Some("64G"));
+        assert_eq!(
+            slurm.sbatch_args,
+            Some(vec![]),
+            "a job's list replaces the folder's"
+        );
+
+        let local: JobSettings = serde_json::from_str(r#"{"executor": "local"}"#).unwrap();
+        let merged = folder.clone().overlay(local);
+        assert_eq!(merged.executor, Some(Executor::Local));
+        assert_eq!(merged.slurm, folder.slurm, "kept, unused, for jobs below");
+        assert_eq!(
+            JobSettings::default().executor.unwrap_or_default(),
+            Executor::Local
+        );
+    }
+
+    #[test]
+    fn slurm_settings_are_checked_for_shape() {
+        let full: JobSettings = serde_json::from_str(
+            r#"{"executor": "slurm", "slurm": {"partition": "gpu", "cpus": 8, "mem": "16G",
+                "gpus": 1, "account": "lab", "qos": "normal", "constraint": "a100",
+                "sbatch_args": ["--exclusive"]}}"#,
+        )
+        .unwrap();
+        let text = serde_json::to_string(&full).unwrap();
+        assert_eq!(serde_json::from_str::<JobSettings>(&text).unwrap(), full);
+        for bad in [
+            r#"{"executor": "kubernetes"}"#,
+            r#"{"executor": "Slurm"}"#,
+            r#"{"slurm": {"partiton": "gpu"}}"#,
+            r#"{"slurm": {"cpus": -1}}"#,
+            r#"{"slurm": {"cpus": "8"}}"#,
+            r#"{"slurm": {"sbatch_args": "--exclusive"}}"#,
+        ] {
+            assert!(serde_json::from_str::<JobSettings>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use servitor_shared::env::RESERVED_PREFIX;
-use servitor_shared::{JobSettings, OnBusy};
+use servitor_shared::{Executor, JobSettings, OnBusy};
 
 use super::schedule::{RetryError, RetryPolicy, Schedule, ScheduleError};
 use crate::signal::{Signal, UnknownSignal, parse_stop_signal};
@@ -67,6 +67,8 @@ pub enum SettingsError {
     Schedule(#[from] ScheduleError),
     #[error(transparent)]
     Retry(#[from] RetryError),
+    #[error("executor \"slurm\" is not available in this servitord yet")]
+    SlurmUnavailable,
 }
 
 /// The settings files of job `id`, merged; an error names the file that is broken.
@@ -105,6 +107,11 @@ fn read_file(path: &Path, shown: &str) -> Result<JobSettings, SettingsError> {
 
 /// Checks merged settings; `stop_grace` is the daemon's default grace period.
 pub fn check(settings: &JobSettings, stop_grace: Duration) -> Result<Settings, SettingsError> {
+    // Until the Slurm executor is part of the run lifecycle, such a job must not
+    // quietly run on this machine instead.
+    if settings.executor == Some(Executor::Slurm) {
+        return Err(SettingsError::SlurmUnavailable);
+    }
     let duration = |name: &'static str, text: &Option<String>| {
         text.as_deref()
             .map(|text| {
@@ -235,6 +242,11 @@ mod tests {
             parse(r#"{"concurrency": 0}"#).unwrap_err(),
             SettingsError::ZeroConcurrency
         );
+        assert_eq!(
+            parse(r#"{"executor": "slurm"}"#).unwrap_err(),
+            SettingsError::SlurmUnavailable
+        );
+        assert!(parse(r#"{"executor": "local", "slurm": {"cpus": 2}}"#).is_ok());
         assert_eq!(
             parse(r#"{"env": {"SERVITOR_JOB": "x"}}"#)
                 .unwrap_err()

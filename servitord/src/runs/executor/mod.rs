@@ -18,6 +18,7 @@
 mod local;
 pub mod process_group;
 mod processes;
+mod slurm;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
