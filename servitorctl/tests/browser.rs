@@ -6,8 +6,7 @@
 //! Needs Chromium and chromedriver (`apt-get install -y chromium chromium-driver`);
 //! without them these tests fail, unless `SERVITOR_SKIP_BROWSER_TESTS=1` skips them.
 
-#[path = "../../servitord/tests/support/mod.rs"]
-mod support;
+use servitor_test_support as support;
 
 #[path = "browser/harness.rs"]
 mod harness;

@@ -1,7 +1,6 @@
 //! servitorctl against a real servitord on a temporary working directory.
 
-#[path = "../../servitord/tests/support/mod.rs"]
-mod support;
+use servitor_test_support as support;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};

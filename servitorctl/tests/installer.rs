@@ -1,8 +1,7 @@
 //! scripts/servitor-installer.sh into a temporary SYSTEM_ROOT: what it installs, the
 //! unit it writes, and that the installed servitord serves a job.
 
-#[path = "../../servitord/tests/support/mod.rs"]
-mod support;
+use servitor_test_support as support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -1,5 +1,5 @@
 //! A lean blocking HTTP/1.1 client over the UNIX socket. The tests' client (in
-//! `tests/support`) favours control over speed (a read timeout set on every read,
+//! `test-support/`) favours control over speed (a read timeout set on every read,
 //! copies of every chunk); here the client must cost next to nothing next to what it
 //! measures, so it reads into one buffer and hands out chunk data without copying.
 

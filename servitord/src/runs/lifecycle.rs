@@ -348,8 +348,8 @@ impl Runs {
     }
 
     /// Records that a run is running (unless it already was: a run re-found after a
-    /// restart).
-    fn record_running(&self, run: &RunId) {
+    /// restart). Touches the disk.
+    pub(super) fn record_running(&self, run: &RunId) {
         if self.store.status(run) == Some(ExecutionStatus::Running) {
             return;
         }

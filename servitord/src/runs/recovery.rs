@@ -77,6 +77,12 @@ pub async fn recover(runs: &Arc<Runs>) -> JoinSet<()> {
         match refound.remove(&run) {
             Some(process) => {
                 tracing::info!(%run, process = %process.describe(), "re-adopting a run left running by the previous servitord");
+                if left.status == ExecutionStatus::Created {
+                    // Caught starting, and it did start: recorded here, off the async
+                    // threads, so that watching it finds it running.
+                    let (runs, run) = (Arc::clone(runs), run.clone());
+                    let _ = tokio::task::spawn_blocking(move || runs.record_running(&run)).await;
+                }
                 let cancel = runs.queue().track(run.clone());
                 let runs = Arc::clone(runs);
                 watching.spawn(async move {

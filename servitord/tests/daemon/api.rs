@@ -306,3 +306,56 @@ fn every_job_carries_its_newest_execution() {
         ExecutionStatus::Failure
     );
 }
+
+/// Retention deletes finished executions while clients read them: a read of one just
+/// deleted answers `404`, never a dropped connection (the check that it exists and
+/// the read are one step).
+#[test]
+fn an_execution_deleted_while_asked_for_is_a_404() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    const RUNS: u64 = 300;
+    let wd = Workdir::new().job("quick", &sh("true")).file(
+        "config/jobs/quick.settings.json",
+        r#"{"retention": {"keep_last": 1}}"#,
+    );
+    let daemon = wd.start();
+    let socket = daemon.socket();
+    let (done, newest) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(1)),
+    );
+    let reader = std::thread::spawn({
+        let (done, newest) = (Arc::clone(&done), Arc::clone(&newest));
+        move || {
+            let mut connection = crate::support::Connection::open(&socket).unwrap();
+            let (mut found, mut gone) = (0u32, 0u32);
+            // The newest run and the one before it: the one retention deletes next.
+            while !done.load(Ordering::Relaxed) {
+                let newest = newest.load(Ordering::Relaxed);
+                for id in [newest.saturating_sub(1).max(1), newest] {
+                    let target = format!("/api/jobs/executions/get?job_id=quick&execution_id={id}");
+                    let answer = connection
+                        .request("GET", &target)
+                        .unwrap_or_else(|e| panic!("GET {target}: no answer: {e}"));
+                    match answer.status {
+                        200 => found += 1,
+                        404 => gone += 1,
+                        other => panic!("GET {target}: {other} {}", answer.text()),
+                    }
+                }
+            }
+            (found, gone)
+        }
+    });
+    for _ in 0..RUNS {
+        let id = daemon.run("quick", &[]);
+        newest.store(id.parse().unwrap(), Ordering::Relaxed);
+        daemon.wait_ended("quick", &id);
+    }
+    done.store(true, Ordering::Relaxed);
+    let (found, gone) = reader.join().expect("every request was answered");
+    assert!(found > 0 && gone > 0, "{found} found, {gone} gone");
+    assert_eq!(daemon.executions("quick").len(), 1);
+}

@@ -2,8 +2,7 @@
 //! over its UNIX socket with HTTP/1.1. Jobs synchronise with the tests through files and
 //! FIFO "gates" (a job blocks reading one until the test opens it), never through sleeps.
 
-#[path = "../support/mod.rs"]
-mod support;
+use servitor_test_support as support;
 
 mod api;
 mod cancel;

@@ -172,3 +172,53 @@ fn a_run_requested_while_the_daemon_recovers_runs_once() {
         [Created, Running, Success]
     );
 }
+
+/// A run servitord was starting when it crashed is never run again, whoever asked
+/// for it. Here the crash is made to come just before `running` was saved, and the run
+/// has no client's credentials on record (a run through a proxy, or one the daemon
+/// triggers itself): what tells it may have run is the start servitord notes itself.
+#[test]
+fn a_run_caught_starting_is_not_run_twice_without_a_recorded_client() {
+    let wd = Workdir::new()
+        .job("once", &sh(&format!("{RECORD}\n{}", wait_gate("gate"))))
+        .gate("gate");
+    let mut daemon = wd.start();
+    let id = daemon.run("once", &[]);
+    daemon.wait_status("once", &id, Running);
+    wait_until("the job to have started", TIMEOUT, || {
+        wd.join("order").exists()
+    });
+    daemon.kill();
+    kill_job_processes(wd.path());
+    wait_until("the job to be gone", TIMEOUT, || {
+        job_processes(wd.path()).is_empty()
+    });
+    let history = "state/jobs/once/executions/1/status_history.tsv";
+    let created: String = wd
+        .read(history)
+        .lines()
+        .take(1)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(wd.join(history), created).unwrap();
+    let audit = "state/jobs/once/audit.tsv";
+    let without_client: String = wd
+        .read(audit)
+        .lines()
+        .filter(|line| line.split('\t').nth(1) != Some("run"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(wd.join(audit), without_client).unwrap();
+
+    daemon.start_again();
+    let ended = daemon.wait_ended("once", &id);
+    assert_eq!(statuses(&ended), [Created, Failure]);
+    let result = ended.result.expect("a result");
+    assert!(
+        result.message.contains("may have run"),
+        "{}",
+        result.message
+    );
+    assert_eq!(wd.read("order"), "once 1\n", "it ran again");
+    assert_eq!(ended.triggered_by, None);
+}

@@ -10,20 +10,12 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
 use servitor_shared::api::RunAccepted;
+use servitor_shared::env;
 use servitor_shared::{Execution, ExecutionStatus, Job};
 use tempfile::TempDir;
 
 use super::http::{Connection, Response, Stream, encode};
 use super::wait::{TIMEOUT, wait_for};
-
-/// The daemon's own variables: removed from the environment it is started with, so
-/// the developer's shell cannot change what a test sees.
-const DAEMON_VARIABLES: [&str; 4] = [
-    "SERVITOR_WORKDIR",
-    "SERVITOR_WORKERS",
-    "SERVITOR_STOP_GRACE",
-    "SERVITOR_UI_ROOT",
-];
 
 /// How often a process is checked for having exited.
 const RECHECK: Duration = Duration::from_millis(10);
@@ -55,6 +47,21 @@ pub struct DaemonBuilder {
     given_as: WorkdirGivenAs,
     args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
+}
+
+/// Removes from `command`'s environment every `SERVITOR_*` variable the caller has: the
+/// daemon's settings (`SERVITOR_FSYNC`, `SERVITOR_HOOK_TIMEOUT`...) and a run's own
+/// (when the tests run inside a job), so that only what a test sets reaches it.
+pub fn without_servitor_variables(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        if name
+            .to_str()
+            .is_some_and(|name| name.starts_with(env::RESERVED_PREFIX))
+        {
+            command.env_remove(name);
+        }
+    }
+    command
 }
 
 /// How servitord is told its working directory.
@@ -101,9 +108,7 @@ impl DaemonBuilder {
     pub fn command(&self) -> Command {
         let program = self.program.clone().unwrap_or_else(|| binary("servitord"));
         let mut command = Command::new(program);
-        for name in DAEMON_VARIABLES {
-            command.env_remove(name);
-        }
+        without_servitor_variables(&mut command);
         match self.given_as {
             WorkdirGivenAs::Flag => command.arg("--workdir").arg(&self.workdir),
             WorkdirGivenAs::Env => command.env("SERVITOR_WORKDIR", &self.workdir),
