@@ -48,10 +48,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
             .collect(),
     };
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::observe::metrics::CONTENT_TYPE)],
         app.metrics().render(&gauges),
     )
         .into_response()

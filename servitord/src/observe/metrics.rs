@@ -1,12 +1,25 @@
-//! Counters for `GET /metrics`, in Prometheus' text format. Counted since the daemon
-//! started, except the last success/failure times, which come from the history.
+//! `GET /metrics`, in Prometheus' text format (0.0.4), through `prometheus-client`:
+//! its registry, counters, gauges and histograms, and its encoder (escaping, number
+//! formats). Counted since the daemon started, except the last success/failure times,
+//! which come from the history; the gauges are read from the daemon at scrape time.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use servitor_shared::ExecutionStatus;
+
+use crate::sync::lock;
+
+/// The `Content-Type` of `/metrics`.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds of the run duration histogram, in seconds: from instant jobs to
 /// nightly ones.
@@ -14,24 +27,45 @@ const BUCKETS: [f64; 14] = [
     0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 10800.0,
 ];
 
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Version {
+    version: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Job {
+    job: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobStatus {
+    job: String,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Request {
+    route: &'static str,
+    code: u16,
+}
+
+type Seconds = Gauge<f64, AtomicU64>;
+
 pub struct Metrics {
-    inner: Mutex<Counts>,
-}
-
-#[derive(Default)]
-struct Counts {
-    started: BTreeMap<String, u64>,
-    finished: BTreeMap<(String, ExecutionStatus), u64>,
-    durations: BTreeMap<String, Histogram>,
-    requests: BTreeMap<(&'static str, u16), u64>,
-}
-
-#[derive(Default)]
-struct Histogram {
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+    registry: Registry,
+    uptime: Seconds,
+    started: Family<Job, Counter>,
+    finished: Family<JobStatus, Counter>,
+    durations: Family<Job, Histogram, fn() -> Histogram>,
+    running: Gauge,
+    queued: Gauge,
+    last_success: Family<Job, Seconds>,
+    last_failure: Family<Job, Seconds>,
+    requests: Family<Request, Counter>,
+    event_clients: Gauge,
+    log_followers: Gauge,
+    /// One scrape at a time: a scrape sets the gauges, then encodes them.
+    scraping: Mutex<()>,
 }
 
 /// What the rest of the daemon knows at scrape time.
@@ -45,193 +79,148 @@ pub struct Gauges {
     pub last_ends: Vec<(String, Option<f64>, Option<f64>)>,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let build_info = Family::<Version, Gauge>::default();
+        build_info
+            .get_or_create(&Version {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        // Names as they were before this crate wrote them: counters get `_total` from
+        // it, help texts their final period.
+        registry.register("servitor_build_info", "The servitord version", build_info);
+        let metrics = Self {
+            uptime: Seconds::default(),
+            started: Family::default(),
+            finished: Family::default(),
+            durations: Family::new_with_constructor(|| Histogram::new(BUCKETS)),
+            running: Gauge::default(),
+            queued: Gauge::default(),
+            last_success: Family::default(),
+            last_failure: Family::default(),
+            requests: Family::default(),
+            event_clients: Gauge::default(),
+            log_followers: Gauge::default(),
+            scraping: Mutex::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "servitor_uptime_seconds",
+            "Seconds since servitord started",
+            metrics.uptime.clone(),
+        );
+        r.register(
+            "servitor_runs_started",
+            "Runs whose process started, by job",
+            metrics.started.clone(),
+        );
+        r.register(
+            "servitor_runs_finished",
+            "Runs that ended, by job and status",
+            metrics.finished.clone(),
+        );
+        r.register(
+            "servitor_run_duration_seconds",
+            "How long runs ran, by job",
+            metrics.durations.clone(),
+        );
+        r.register(
+            "servitor_runs_running",
+            "Runs running now",
+            metrics.running.clone(),
+        );
+        r.register(
+            "servitor_runs_queued",
+            "Runs waiting for a worker",
+            metrics.queued.clone(),
+        );
+        r.register(
+            "servitor_last_success_timestamp_seconds",
+            "When the job's last successful run ended (Unix time)",
+            metrics.last_success.clone(),
+        );
+        r.register(
+            "servitor_last_failure_timestamp_seconds",
+            "When the job's last failed run ended (Unix time)",
+            metrics.last_failure.clone(),
+        );
+        r.register(
+            "servitor_api_requests",
+            "API requests, by route and status code",
+            metrics.requests.clone(),
+        );
+        r.register(
+            "servitor_event_clients",
+            "Open /api/events streams",
+            metrics.event_clients.clone(),
+        );
+        r.register(
+            "servitor_log_followers",
+            "Log streams waiting for a running job's output",
+            metrics.log_followers.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+}
+
 impl Metrics {
     pub fn run_started(&self, job: &str) {
-        *self.lock().started.entry(job.to_owned()).or_default() += 1;
+        self.started.get_or_create(&job_label(job)).inc();
     }
 
     /// `ran` is how long the process ran; `None` when it never started.
     pub fn run_finished(&self, job: &str, status: ExecutionStatus, ran: Option<Duration>) {
-        let mut counts = self.lock();
-        *counts.finished.entry((job.to_owned(), status)).or_default() += 1;
+        let labels = JobStatus {
+            job: job.to_owned(),
+            status: status.as_str(),
+        };
+        self.finished.get_or_create(&labels).inc();
         if let Some(ran) = ran {
-            let histogram = counts.durations.entry(job.to_owned()).or_default();
-            let seconds = ran.as_secs_f64();
-            for (bucket, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
-                if seconds <= bound {
-                    *bucket += 1;
-                }
-            }
-            histogram.count += 1;
-            histogram.sum += seconds;
+            self.durations
+                .get_or_create(&job_label(job))
+                .observe(ran.as_secs_f64());
         }
     }
 
     pub fn request(&self, route: &'static str, code: u16) {
-        *self.lock().requests.entry((route, code)).or_default() += 1;
+        self.requests.get_or_create(&Request { route, code }).inc();
     }
 
     pub fn render(&self, gauges: &Gauges) -> String {
-        let counts = self.lock();
-        let mut out = String::with_capacity(4096);
-        header(
-            &mut out,
-            "servitor_build_info",
-            "gauge",
-            "The servitord version.",
-        );
-        let _ = writeln!(
-            out,
-            "servitor_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-        header(
-            &mut out,
-            "servitor_uptime_seconds",
-            "gauge",
-            "Seconds since servitord started.",
-        );
-        let _ = writeln!(
-            out,
-            "servitor_uptime_seconds {:.3}",
-            gauges.uptime.as_secs_f64()
-        );
-
-        header(
-            &mut out,
-            "servitor_runs_started_total",
-            "counter",
-            "Runs whose process started, by job.",
-        );
-        for (job, count) in &counts.started {
-            let _ = writeln!(
-                out,
-                "servitor_runs_started_total{{job=\"{}\"}} {count}",
-                escape(job)
-            );
-        }
-        header(
-            &mut out,
-            "servitor_runs_finished_total",
-            "counter",
-            "Runs that ended, by job and status.",
-        );
-        for ((job, status), count) in &counts.finished {
-            let _ = writeln!(
-                out,
-                "servitor_runs_finished_total{{job=\"{}\",status=\"{status}\"}} {count}",
-                escape(job)
-            );
-        }
-        header(
-            &mut out,
-            "servitor_run_duration_seconds",
-            "histogram",
-            "How long runs ran, by job.",
-        );
-        for (job, histogram) in &counts.durations {
-            let job = escape(job);
-            for (count, bound) in histogram.buckets.iter().zip(BUCKETS) {
-                let _ = writeln!(
-                    out,
-                    "servitor_run_duration_seconds_bucket{{job=\"{job}\",le=\"{bound}\"}} {count}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "servitor_run_duration_seconds_bucket{{job=\"{job}\",le=\"+Inf\"}} {}",
-                histogram.count
-            );
-            let _ = writeln!(
-                out,
-                "servitor_run_duration_seconds_sum{{job=\"{job}\"}} {}",
-                histogram.sum
-            );
-            let _ = writeln!(
-                out,
-                "servitor_run_duration_seconds_count{{job=\"{job}\"}} {}",
-                histogram.count
-            );
-        }
-
-        header(
-            &mut out,
-            "servitor_runs_running",
-            "gauge",
-            "Runs running now.",
-        );
-        let _ = writeln!(out, "servitor_runs_running {}", gauges.running);
-        header(
-            &mut out,
-            "servitor_runs_queued",
-            "gauge",
-            "Runs waiting for a worker.",
-        );
-        let _ = writeln!(out, "servitor_runs_queued {}", gauges.queued);
-        for (name, help, pick) in [
-            (
-                "servitor_last_success_timestamp_seconds",
-                "When the job's last successful run ended (Unix time).",
-                0,
-            ),
-            (
-                "servitor_last_failure_timestamp_seconds",
-                "When the job's last failed run ended (Unix time).",
-                1,
-            ),
-        ] {
-            header(&mut out, name, "gauge", help);
-            for (job, success, failure) in &gauges.last_ends {
-                if let Some(time) = [success, failure][pick] {
-                    let _ = writeln!(out, "{name}{{job=\"{}\"}} {time:.6}", escape(job));
+        let _scraping = lock(&self.scraping);
+        self.uptime.set(gauges.uptime.as_secs_f64());
+        self.running.set(count(gauges.running));
+        self.queued.set(count(gauges.queued));
+        self.event_clients.set(count(gauges.event_clients));
+        self.log_followers.set(count(gauges.log_followers));
+        for (job, success, failure) in &gauges.last_ends {
+            for (family, time) in [(&self.last_success, success), (&self.last_failure, failure)] {
+                if let Some(time) = time {
+                    family.get_or_create(&job_label(job)).set(*time);
                 }
             }
         }
-
-        header(
-            &mut out,
-            "servitor_api_requests_total",
-            "counter",
-            "API requests, by route and status code.",
-        );
-        for ((route, code), count) in &counts.requests {
-            let _ = writeln!(
-                out,
-                "servitor_api_requests_total{{route=\"{route}\",code=\"{code}\"}} {count}"
-            );
-        }
-        header(
-            &mut out,
-            "servitor_event_clients",
-            "gauge",
-            "Open /api/events streams.",
-        );
-        let _ = writeln!(out, "servitor_event_clients {}", gauges.event_clients);
-        header(
-            &mut out,
-            "servitor_log_followers",
-            "gauge",
-            "Log streams waiting for a running job's output.",
-        );
-        let _ = writeln!(out, "servitor_log_followers {}", gauges.log_followers);
+        let mut out = String::with_capacity(4096);
+        // Writing to a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &self.registry);
         out
     }
+}
 
-    fn lock(&self) -> MutexGuard<'_, Counts> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+fn job_label(job: &str) -> Job {
+    Job {
+        job: job.to_owned(),
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// A label value: backslash, double quote and newline escaped.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -265,7 +254,7 @@ mod tests {
             "servitor_run_duration_seconds_bucket{job=\"a/b\",le=\"0.1\"} 1",
             "servitor_run_duration_seconds_bucket{job=\"a/b\",le=\"+Inf\"} 1",
             "servitor_runs_queued 2",
-            "servitor_last_success_timestamp_seconds{job=\"a/b\"} 1700000000.500000",
+            "servitor_last_success_timestamp_seconds{job=\"a/b\"} 1700000000.5",
             "servitor_api_requests_total{route=\"/api/jobs/run\",code=\"200\"} 1",
             "servitor_log_followers 4",
         ] {
