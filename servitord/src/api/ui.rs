@@ -1,4 +1,8 @@
 //! The web UI: static files from `SERVITOR_UI_ROOT`, never anything outside it.
+//!
+//! Not `tower-http`'s `ServeDir`: it would serve hidden files and follow symlinks out
+//! of the root, answer errors without a JSON body, and name types without a charset;
+//! wrapping it to keep what this does (and its tests check) takes more code than this.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
