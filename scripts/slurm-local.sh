@@ -6,6 +6,9 @@
 #                                            prints `export SLURM_CONF=...` for the shell
 #   scripts/slurm-local.sh status            says whether it runs (exit 0) or not (exit 3)
 #   scripts/slurm-local.sh stop              stops exactly the daemons `start` started
+#   scripts/slurm-local.sh controller stop   stops slurmctld alone (jobs keep running),
+#   scripts/slurm-local.sh controller start  and starts it again with its saved state:
+#                                            a controller outage, for tests
 #
 # Everything lives in one folder, $SERVITOR_SLURM_DIR (default /tmp/servitor-slurm):
 # slurm.conf, the munge key and socket, Slurm's state, spool and logs, and the pids of
@@ -64,24 +67,52 @@ launch() {
   echo "$pid $started" >"$dir/$name.pid"
 }
 
-# Ends the daemons `start` recorded, slurmd first. TERM, then KILL after 10 s.
-stop_daemons() {
-  local name pid i
-  for name in slurmd slurmctld munged; do
-    if pid=$(running_pid "$name"); then
-      log "stopping $name (pid $pid)"
-      kill -TERM "$pid" 2>/dev/null || true
-      for ((i = 0; i < 100; i++)); do
-        running_pid "$name" >/dev/null || break
-        sleep 0.1
-      done
-      if running_pid "$name" >/dev/null; then
-        log "$name did not stop within 10 s: killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-      fi
+# Ends daemon $1 if `start` recorded it running: TERM, then KILL after 10 s.
+stop_daemon() {
+  local name=$1 pid i
+  if pid=$(running_pid "$name"); then
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+      running_pid "$name" >/dev/null || break
+      sleep 0.1
+    done
+    if running_pid "$name" >/dev/null; then
+      log "$name did not stop within 10 s: killing it"
+      kill -KILL "$pid" 2>/dev/null || true
     fi
-    rm -f "$dir/$name.pid"
+  fi
+  rm -f "$dir/$name.pid"
+}
+
+# Ends the daemons `start` recorded, slurmd first.
+stop_daemons() {
+  local name
+  for name in slurmd slurmctld munged; do
+    stop_daemon "$name"
   done
+}
+
+# Stops or starts slurmctld alone; started again, it keeps the state it saved (the
+# jobs it knew), unlike at `start`.
+controller() {
+  export SLURM_CONF=$conf
+  case ${1:-} in
+    stop) stop_daemon slurmctld ;;
+    start)
+      running_pid munged >/dev/null || die "the cluster is not running: start it first"
+      if ! running_pid slurmctld >/dev/null; then
+        launch slurmctld slurmctld -D -i -f "$conf"
+        local i
+        for ((i = 0; i < 100; i++)); do
+          sinfo -h >/dev/null 2>&1 && break
+          sleep 0.1
+        done
+      fi
+      log "slurmctld: running (pid $(running_pid slurmctld))"
+      ;;
+    *) usage ;;
+  esac
 }
 
 all_running() {
@@ -287,6 +318,7 @@ status() {
 case ${1:-} in
   start) start ;;
   stop) stop_daemons; log "stopped" ;;
+  controller) controller "${2:-}" ;;
   status) status ;;
   *) usage ;;
 esac

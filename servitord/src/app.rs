@@ -55,6 +55,7 @@ impl App {
             bus.clone(),
             Arc::clone(&metrics),
             Arc::clone(&hooks),
+            config.slurm,
         ));
         Ok(Self {
             logs: LogWatcher::start()?,

@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::api::Params;
 use crate::app::App;
 use crate::state::Workdir;
+pub use runs::executor::SlurmConfig;
 
 /// How long shutdown waits for open API connections to close before leaving them.
 const CONNECTIONS_GRACE: Duration = Duration::from_secs(5);
@@ -58,6 +59,10 @@ pub struct Config {
     pub hook_timeout: Duration,
     /// Flush state changes to the disk before going on: they survive a power loss.
     pub fsync: bool,
+    /// The Slurm executor's knobs.
+    pub slurm: runs::executor::SlurmConfig,
+    /// How many runs may be on a Slurm cluster at once (submitted and not ended).
+    pub slurm_max_runs: usize,
 }
 
 impl Config {
@@ -99,6 +104,13 @@ pub async fn run(
         app.shutdown().clone(),
     )
     .context("cannot start the workers' threads")?;
+    runs::workers::spawn_remote(
+        app.runs(),
+        config.slurm_max_runs,
+        recovered.clone(),
+        app.shutdown().clone(),
+    )
+    .context("cannot start the remote lane's thread")?;
     let started = tokio::spawn({
         let app = Arc::clone(&app);
         async move {

@@ -14,6 +14,9 @@ pub const STOP_GRACE: &str = "SERVITOR_STOP_GRACE";
 pub const UI_ROOT: &str = "SERVITOR_UI_ROOT";
 pub const HOOK_TIMEOUT: &str = "SERVITOR_HOOK_TIMEOUT";
 pub const FSYNC: &str = "SERVITOR_FSYNC";
+pub const SLURM_POLL: &str = "SERVITOR_SLURM_POLL";
+pub const SLURM_EXIT_WAIT: &str = "SERVITOR_SLURM_EXIT_WAIT";
+pub const SLURM_MAX_RUNS: &str = "SERVITOR_SLURM_MAX_RUNS";
 
 /// Given to every run (and to hooks, about the run they are for): the working
 /// directory, the job id and the execution number. Children inherit them, which is how

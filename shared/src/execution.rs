@@ -110,4 +110,17 @@ pub struct Execution {
     /// What is damaged in this execution's state on disk (additive; absent when all is well).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where the run went on a Slurm cluster (additive; absent for local runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmPlacement>,
+}
+
+/// A run's job on a Slurm cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlurmPlacement {
+    /// Slurm's job id, as `squeue` and `scancel` take it.
+    pub job_id: String,
+    /// The node it runs or ran on, once Slurm has placed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }

@@ -14,7 +14,9 @@ pub mod os;
 mod settings;
 
 pub use event::Event;
-pub use execution::{Execution, ExecutionStatus, InputValues, Peer, RunResult, StatusChange};
+pub use execution::{
+    Execution, ExecutionStatus, InputValues, Peer, RunResult, SlurmPlacement, StatusChange,
+};
 pub use job::{InputSpec, Job, LastExecution};
 pub use settings::{
     CatchUp, CronSchedule, Executor, JobSettings, OnBusy, Retention, Retry, SlurmSettings,

@@ -412,6 +412,17 @@ impl Daemon {
             .sum()
     }
 
+    /// An execution's log as it is now (`follow=false`), while it may still run.
+    pub fn log_now(&self, job: &str, id: &str) -> Vec<u8> {
+        let target = format!(
+            "/api/jobs/executions/logs/get?job_id={}&execution_id={id}&follow=false",
+            encode(job)
+        );
+        let answer = self.get(&target);
+        assert_eq!(answer.status, 200, "GET {target}: {}", answer.text());
+        answer.body
+    }
+
     /// The whole log of an execution (which must have ended, or the answer waits).
     pub fn log_of(&self, job: &str, id: &str) -> Vec<u8> {
         let target = format!(

@@ -172,6 +172,7 @@ mod tests {
             cancelled_by: None,
             timed_out: false,
             error: None,
+            slurm: None,
         }
     }
 

@@ -13,6 +13,7 @@ use super::params::Params;
 use super::{ApiError, Caller, find_job, find_run, json, text_stream, unknown_execution};
 use crate::app::App;
 use crate::jobs::id::parse_execution_id;
+use crate::jobs::settings::ExecutorChoice;
 use crate::runs::CancelError;
 
 /// Newest first. Servitor adds paging: `limit=N` (at most N) and `before=ID` (only
@@ -42,7 +43,7 @@ fn parse_count(text: &str) -> Result<usize, String> {
 }
 
 pub async fn get(State(app): State<Arc<App>>, params: Params) -> Result<Response, ApiError> {
-    let run = find_run(&app, &params).await?;
+    let (_, run) = find_run(&app, &params).await?;
     let execution = app
         .history()
         .get(&run)
@@ -59,7 +60,7 @@ pub async fn cancel(
     params: Params,
     _body: IgnoredBody,
 ) -> Result<Response, ApiError> {
-    let run = find_run(&app, &params).await?;
+    let (_, run) = find_run(&app, &params).await?;
     let runs = Arc::clone(app.runs());
     // Recording the request and ending a queued run touch the disk.
     tokio::task::spawn_blocking(move || runs.cancel(&run, peer))
@@ -86,18 +87,24 @@ pub async fn logs(State(app): State<Arc<App>>, params: Params) -> Result<Respons
             )));
         }
     };
-    let run = find_run(&app, &params).await?;
+    let (job, run) = find_run(&app, &params).await?;
     // Loads the job's history if needed: following reads its status from memory.
-    app.history()
-        .status(&run)
+    let execution = app
+        .history()
+        .get(&run)
         .await
         .ok_or_else(|| unknown_execution(&run))?;
     let statuses = app
         .runs()
         .follow(&run)
         .ok_or_else(|| unknown_execution(&run))?;
+    // A run on a cluster writes its log from another machine.
+    let remote = execution.slurm.is_some()
+        || job
+            .settings()
+            .is_ok_and(|settings| settings.executor != ExecutorChoice::Local);
     let chunks = app
         .follow()
-        .stream(statuses, app.history().log_path(&run), follow);
+        .stream(statuses, app.history().log_path(&run), follow, remote);
     Ok(text_stream(Body::from_stream(ReceiverStream::new(chunks))))
 }

@@ -166,12 +166,13 @@ async fn find_job(app: &App, params: &Params) -> Result<Arc<Entry>, ApiError> {
 /// The run named by `job_id` and `execution_id`, of a discovered job. Whether the
 /// execution exists is for the caller to find out, in the same step as it reads it:
 /// retention may delete it at any moment.
-async fn find_run(app: &App, params: &Params) -> Result<RunId, ApiError> {
+async fn find_run(app: &App, params: &Params) -> Result<(Arc<Entry>, RunId), ApiError> {
     params.require(api::PARAM_JOB_ID)?;
     let execution = parse_execution_id(params.require(api::PARAM_EXECUTION_ID)?)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let job = find_job(app, params).await?;
-    Ok(RunId::new(job.file.id.clone(), execution))
+    let run = RunId::new(job.file.id.clone(), execution);
+    Ok((job, run))
 }
 
 /// The answer for an execution that does not exist (or no longer does).

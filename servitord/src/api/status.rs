@@ -39,6 +39,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
         queued: app.runs().waiting(),
         event_clients: app.event_clients(),
         log_followers: app.log_followers(),
+        slurm_polls: app.runs().slurm_polls(),
         uptime: app.uptime(),
         last_ends: app
             .history()

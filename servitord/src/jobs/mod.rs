@@ -6,3 +6,4 @@ mod config_watch;
 pub mod id;
 pub mod schedule;
 pub mod settings;
+pub mod slurm;

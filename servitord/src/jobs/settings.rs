@@ -12,6 +12,7 @@ use servitor_shared::env::RESERVED_PREFIX;
 use servitor_shared::{Executor, JobSettings, OnBusy};
 
 use super::schedule::{RetryError, RetryPolicy, Schedule, ScheduleError};
+use super::slurm::{self, SlurmSettings};
 use crate::signal::{Signal, UnknownSignal, parse_stop_signal};
 
 const FOLDER_FILE: &str = ".settings.json";
@@ -34,6 +35,8 @@ pub struct Settings {
     pub schedule: Option<Schedule>,
     #[allow(dead_code)] // Read once the run lifecycle wires retries in.
     pub retry: RetryPolicy,
+    /// Where its runs go.
+    pub executor: ExecutorChoice,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -67,8 +70,17 @@ pub enum SettingsError {
     Schedule(#[from] ScheduleError),
     #[error(transparent)]
     Retry(#[from] RetryError),
-    #[error("executor \"slurm\" is not available in this servitord yet")]
-    SlurmUnavailable,
+    #[error(transparent)]
+    Slurm(#[from] slurm::SettingsError),
+}
+
+/// Where a job's runs go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutorChoice {
+    /// A process group on this machine.
+    Local,
+    /// A batch job on a Slurm cluster, asking for these resources.
+    Slurm(SlurmSettings),
 }
 
 /// The settings files of job `id`, merged; an error names the file that is broken.
@@ -107,11 +119,10 @@ fn read_file(path: &Path, shown: &str) -> Result<JobSettings, SettingsError> {
 
 /// Checks merged settings; `stop_grace` is the daemon's default grace period.
 pub fn check(settings: &JobSettings, stop_grace: Duration) -> Result<Settings, SettingsError> {
-    // Until the Slurm executor is part of the run lifecycle, such a job must not
-    // quietly run on this machine instead.
-    if settings.executor == Some(Executor::Slurm) {
-        return Err(SettingsError::SlurmUnavailable);
-    }
+    let executor = match settings.executor.unwrap_or_default() {
+        Executor::Local => ExecutorChoice::Local,
+        Executor::Slurm => ExecutorChoice::Slurm(slurm::check(settings.slurm.as_ref())?),
+    };
     let duration = |name: &'static str, text: &Option<String>| {
         text.as_deref()
             .map(|text| {
@@ -157,6 +168,7 @@ pub fn check(settings: &JobSettings, stop_grace: Duration) -> Result<Settings, S
         env,
         schedule: Schedule::from_settings(settings)?,
         retry: RetryPolicy::from_settings(settings.retry.as_ref())?,
+        executor,
     })
 }
 
@@ -243,8 +255,14 @@ mod tests {
             SettingsError::ZeroConcurrency
         );
         assert_eq!(
-            parse(r#"{"executor": "slurm"}"#).unwrap_err(),
-            SettingsError::SlurmUnavailable
+            parse(r#"{"executor": "slurm"}"#).unwrap().executor,
+            ExecutorChoice::Slurm(SlurmSettings::default())
+        );
+        assert!(
+            parse(r#"{"executor": "slurm", "slurm": {"sbatch_args": ["-o", "x"]}}"#)
+                .unwrap_err()
+                .to_string()
+                .starts_with("slurm.sbatch_args: ")
         );
         assert!(parse(r#"{"executor": "local", "slurm": {"cpus": 2}}"#).is_ok());
         assert_eq!(

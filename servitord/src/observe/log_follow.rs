@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -25,6 +26,8 @@ use crate::sync::lock;
 const CHUNK: usize = 256 * 1024;
 /// Chunks a follower may have in flight: bounds its memory when the client is slow.
 const IN_FLIGHT: usize = 2;
+/// How often the log of a run on another machine is read again.
+const REMOTE_RECHECK: Duration = Duration::from_millis(250);
 
 /// Tells followers when a log file was written to.
 #[derive(Clone)]
@@ -138,17 +141,20 @@ impl Follow {
     /// Streams the log at `path` of a run whose status `statuses` tells as it changes.
     /// With `follow`, a queued run is waited for and a running one followed until it
     /// ends; without, the log is sent as it is now. A follow the daemon's shutdown cuts
-    /// short ends with an error, never as if the log were whole.
+    /// short ends with an error, never as if the log were whole. The log of a `remote`
+    /// run is written by another machine, whose writes inotify does not see: it is
+    /// read again every `REMOTE_RECHECK` instead.
     pub fn stream(
         self,
         statuses: watch::Receiver<ExecutionStatus>,
         path: PathBuf,
         follow: bool,
+        remote: bool,
     ) -> mpsc::Receiver<io::Result<Bytes>> {
         let (sender, receiver) = mpsc::channel(IN_FLIGHT);
         tokio::spawn(async move {
             let ended = tokio::select! {
-                ended = self.pump(statuses, &path, follow, &sender) => ended,
+                ended = self.pump(statuses, &path, follow, remote, &sender) => ended,
                 () = sender.closed() => Ok(()),
             };
             if let Err(e) = ended {
@@ -164,6 +170,7 @@ impl Follow {
         mut statuses: watch::Receiver<ExecutionStatus>,
         path: &Path,
         follow: bool,
+        remote: bool,
         sender: &mpsc::Sender<io::Result<Bytes>>,
     ) -> io::Result<()> {
         let mut status = *statuses.borrow_and_update();
@@ -178,14 +185,29 @@ impl Follow {
             }
         }
         let mut changes = match status {
-            ExecutionStatus::Running => Some(self.watcher.watch(path)?),
+            ExecutionStatus::Running if !remote => Some(self.watcher.watch(path)?),
             _ => None,
         };
-        let mut file = match std::fs::File::open(path) {
-            Ok(file) => file,
-            // A run that could not start may have no log at all.
-            Err(e) if e.kind() == io::ErrorKind::NotFound && changes.is_none() => return Ok(()),
-            Err(e) => return Err(e),
+        let mut file = loop {
+            match std::fs::File::open(path) {
+                Ok(file) => break file,
+                // A remote run's log appears when its node starts it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && remote => {
+                    if status != ExecutionStatus::Running {
+                        return Ok(());
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(REMOTE_RECHECK) => {}
+                        next = next_status(&mut statuses) => status = next,
+                        () = self.shutdown.cancelled() => return Err(stopping()),
+                    }
+                }
+                // A run that could not start may have no log at all.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && changes.is_none() => {
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
         };
         let mut buffer = vec![0; CHUNK];
         loop {
@@ -198,9 +220,14 @@ impl Follow {
                 // Gone, or ended (the last read has been made).
                 return Ok(());
             }
-            let changes = changes.as_mut().expect("a running log is watched");
+            let written = async {
+                match &mut changes {
+                    Some(changes) => changes.changed().await,
+                    None => tokio::time::sleep(REMOTE_RECHECK).await,
+                }
+            };
             tokio::select! {
-                () = changes.changed() => {}
+                () = written => {}
                 next = next_status(&mut statuses) => status = next,
                 () = self.shutdown.cancelled() => return Err(stopping()),
             }

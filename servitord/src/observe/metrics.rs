@@ -38,8 +38,15 @@ struct Job {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobExecutor {
+    job: String,
+    executor: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct JobStatus {
     job: String,
+    executor: &'static str,
     status: &'static str,
 }
 
@@ -54,7 +61,7 @@ type Seconds = Gauge<f64, AtomicU64>;
 pub struct Metrics {
     registry: Registry,
     uptime: Seconds,
-    started: Family<Job, Counter>,
+    started: Family<JobExecutor, Counter>,
     finished: Family<JobStatus, Counter>,
     durations: Family<Job, Histogram, fn() -> Histogram>,
     running: Gauge,
@@ -64,6 +71,9 @@ pub struct Metrics {
     requests: Family<Request, Counter>,
     event_clients: Gauge,
     log_followers: Gauge,
+    slurm_polls: Counter,
+    /// The `squeue` calls counted so far.
+    slurm_polls_seen: AtomicU64,
     /// One scrape at a time: a scrape sets the gauges, then encodes them.
     scraping: Mutex<()>,
 }
@@ -74,6 +84,8 @@ pub struct Gauges {
     pub queued: usize,
     pub event_clients: usize,
     pub log_followers: usize,
+    /// `squeue` calls since the start.
+    pub slurm_polls: u64,
     pub uptime: Duration,
     /// Per job: when it last succeeded and last failed, as Unix seconds.
     pub last_ends: Vec<(String, Option<f64>, Option<f64>)>,
@@ -103,6 +115,8 @@ impl Default for Metrics {
             requests: Family::default(),
             event_clients: Gauge::default(),
             log_followers: Gauge::default(),
+            slurm_polls: Counter::default(),
+            slurm_polls_seen: AtomicU64::new(0),
             scraping: Mutex::default(),
             registry: Registry::default(),
         };
@@ -114,12 +128,12 @@ impl Default for Metrics {
         );
         r.register(
             "servitor_runs_started",
-            "Runs whose process started, by job",
+            "Runs whose process started, by job and executor",
             metrics.started.clone(),
         );
         r.register(
             "servitor_runs_finished",
-            "Runs that ended, by job and status",
+            "Runs that ended, by job, executor and status",
             metrics.finished.clone(),
         );
         r.register(
@@ -162,6 +176,11 @@ impl Default for Metrics {
             "Log streams waiting for a running job's output",
             metrics.log_followers.clone(),
         );
+        r.register(
+            "servitor_slurm_polls",
+            "squeue calls that listed the runs on a Slurm cluster",
+            metrics.slurm_polls.clone(),
+        );
         Self {
             registry,
             ..metrics
@@ -170,14 +189,27 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn run_started(&self, job: &str) {
-        self.started.get_or_create(&job_label(job)).inc();
+    /// A run of `job` started on `executor` (`local`, `slurm`).
+    pub fn run_started(&self, job: &str, executor: &'static str) {
+        let labels = JobExecutor {
+            job: job.to_owned(),
+            executor,
+        };
+        self.started.get_or_create(&labels).inc();
     }
 
-    /// `ran` is how long the process ran; `None` when it never started.
-    pub fn run_finished(&self, job: &str, status: ExecutionStatus, ran: Option<Duration>) {
+    /// `ran` is how long the process ran; `None` when it never started (then
+    /// `executor` is `none`).
+    pub fn run_finished(
+        &self,
+        job: &str,
+        executor: &'static str,
+        status: ExecutionStatus,
+        ran: Option<Duration>,
+    ) {
         let labels = JobStatus {
             job: job.to_owned(),
+            executor,
             status: status.as_str(),
         };
         self.finished.get_or_create(&labels).inc();
@@ -199,6 +231,11 @@ impl Metrics {
         self.queued.set(count(gauges.queued));
         self.event_clients.set(count(gauges.event_clients));
         self.log_followers.set(count(gauges.log_followers));
+        let seen = self
+            .slurm_polls_seen
+            .swap(gauges.slurm_polls, std::sync::atomic::Ordering::Relaxed);
+        self.slurm_polls
+            .inc_by(gauges.slurm_polls.saturating_sub(seen));
         for (job, success, failure) in &gauges.last_ends {
             for (family, time) in [(&self.last_success, success), (&self.last_failure, failure)] {
                 if let Some(time) = time {
@@ -230,26 +267,28 @@ mod tests {
     #[test]
     fn renders_counters_histograms_and_gauges() {
         let metrics = Metrics::default();
-        metrics.run_started("a/b");
+        metrics.run_started("a/b", "local");
         metrics.run_finished(
             "a/b",
+            "local",
             ExecutionStatus::Success,
             Some(Duration::from_millis(70)),
         );
-        metrics.run_finished("odd\"job", ExecutionStatus::Failure, None);
+        metrics.run_finished("odd\"job", "none", ExecutionStatus::Failure, None);
         metrics.request("/api/jobs/run", 200);
         let text = metrics.render(&Gauges {
             running: 1,
             queued: 2,
             event_clients: 3,
             log_followers: 4,
+            slurm_polls: 7,
             uptime: Duration::from_secs(5),
             last_ends: vec![("a/b".into(), Some(1_700_000_000.5), None)],
         });
         for line in [
-            "servitor_runs_started_total{job=\"a/b\"} 1",
-            "servitor_runs_finished_total{job=\"a/b\",status=\"success\"} 1",
-            "servitor_runs_finished_total{job=\"odd\\\"job\",status=\"failure\"} 1",
+            "servitor_runs_started_total{job=\"a/b\",executor=\"local\"} 1",
+            "servitor_runs_finished_total{job=\"a/b\",executor=\"local\",status=\"success\"} 1",
+            "servitor_runs_finished_total{job=\"odd\\\"job\",executor=\"none\",status=\"failure\"} 1",
             "servitor_run_duration_seconds_bucket{job=\"a/b\",le=\"0.05\"} 0",
             "servitor_run_duration_seconds_bucket{job=\"a/b\",le=\"0.1\"} 1",
             "servitor_run_duration_seconds_bucket{job=\"a/b\",le=\"+Inf\"} 1",

@@ -30,13 +30,13 @@ use servitor_shared::{Event, ExecutionStatus, InputValues, OnBusy, Peer, RunResu
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::executor::{Executors, Launch, Process, Progress, Stop};
+use super::executor::{Executors, Launch, Placement, Process, Progress, SlurmConfig, Stop};
 use super::hooks::{Ended, Hooks};
 use super::outcome::{self, Ending, StopReason};
-use super::queue::{Busy, Cancelled, RunQueue, Ticket};
+use super::queue::{Busy, Cancelled, Lane, RunQueue, Ticket};
 use crate::jobs::catalog::{Broken, Catalog, Entry};
 use crate::jobs::id::{JobId, RunId};
-use crate::jobs::settings::Settings;
+use crate::jobs::settings::{ExecutorChoice, Settings};
 use crate::observe::events::EventBus;
 use crate::observe::metrics::Metrics;
 use crate::observe::statuses::Statuses;
@@ -97,9 +97,10 @@ impl Runs {
         bus: EventBus,
         metrics: Arc<Metrics>,
         hooks: Arc<Hooks>,
+        slurm: SlurmConfig,
     ) -> Self {
         Self {
-            executors: Executors::new(workdir.root()),
+            executors: Executors::new(workdir.root(), slurm),
             workdir,
             catalog,
             store,
@@ -164,6 +165,7 @@ impl Runs {
         self.announce(&run, ExecutionStatus::Created);
         let ticket = Ticket {
             secrets,
+            lane: lane_of(settings),
             ..Ticket::new(run.clone(), settings.concurrency)
         };
         match reservation {
@@ -216,13 +218,14 @@ impl Runs {
         }
     }
 
-    /// The next run a worker may take: the oldest waiting run whose job has room.
-    pub(super) async fn next_ticket(&self) -> Ticket {
-        self.queue.pop().await
+    /// The next run of `lane` to take: the oldest waiting one whose job has room.
+    pub(super) async fn next_ticket(&self, lane: Lane) -> Ticket {
+        self.queue.pop(lane).await
     }
 
-    /// Starts a run a worker took off the queue and watches it to its end. On the
-    /// worker's own thread: the steps that touch the disk block it, and nothing else.
+    /// Starts a run taken off the queue and watches it to its end. On a worker's own
+    /// thread (or the remote lane's): the steps that touch the disk block it, and
+    /// nothing else.
     pub(super) async fn execute(&self, ticket: Ticket) {
         let run = &ticket.run;
         if ticket.cancel.is_cancelled() {
@@ -265,7 +268,7 @@ impl Runs {
             return self.end_unstarted(run, ExecutionStatus::Failure, &message);
         }
         let started = Instant::now();
-        let process = match self.executors.start(&launch) {
+        let process = match self.executors.start(&launch, &settings.executor).await {
             Ok(process) => process,
             Err(e) => {
                 tracing::warn!(%run, "could not start: {e}");
@@ -287,26 +290,15 @@ impl Runs {
 
     /// What the executor needs to start a run.
     fn launch(&self, run: &RunId, settings: &Settings, inputs: InputValues) -> Launch {
-        let mut vars: Vec<(String, String)> = settings
-            .env
-            .iter()
-            .chain(inputs.iter())
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        // Last: nothing overrides these.
-        vars.extend([
-            (
-                env::ROOT.to_owned(),
-                self.workdir.root().display().to_string(),
-            ),
-            (env::JOB.to_owned(), run.job.to_string()),
-            (env::JOB_EXECUTION.to_owned(), run.execution.to_string()),
-        ]);
         Launch {
             run: run.clone(),
+            root: self.workdir.root().to_owned(),
             program: self.catalog.jobs_dir().join(run.job.as_str()),
-            env: vars,
+            env: settings.env.clone(),
+            inputs,
+            run_dir: self.workdir.execution_dir(run),
             log: self.workdir.log_path(run),
+            timeout: settings.timeout,
         }
     }
 
@@ -330,11 +322,18 @@ impl Runs {
             };
             tokio::select! {
                 progress = process.next() => match progress {
+                    Progress::Placed(Placement::Slurm(placement)) => {
+                        if let Err(e) = self.store.record_slurm(run, placement) {
+                            tracing::warn!(%run, "cannot save where the run went: {e}");
+                        }
+                    }
                     Progress::Running => {
-                        self.record_running(run);
+                        self.record_running(run, process.executor());
                         deadline = timeout.map(|t| tokio::time::Instant::now() + t);
                     }
-                    Progress::Ended(exit) => return Ending { exit, stopped: None },
+                    Progress::Ended(exit) => {
+                        return Ending { executor: process.executor(), exit, stopped: None };
+                    }
                 },
                 () = cancel.cancelled() => break StopReason::Cancelled,
                 () = timeout_passes => break StopReason::TimedOut(timeout.unwrap_or_default()),
@@ -342,6 +341,7 @@ impl Runs {
         };
         let (exit, how) = process.stop(stop(reason)).await;
         Ending {
+            executor: process.executor(),
             exit,
             stopped: Some((reason, how)),
         }
@@ -349,11 +349,11 @@ impl Runs {
 
     /// Records that a run is running (unless it already was: a run re-found after a
     /// restart). Touches the disk.
-    pub(super) fn record_running(&self, run: &RunId) {
+    pub(super) fn record_running(&self, run: &RunId, executor: &'static str) {
         if self.store.status(run) == Some(ExecutionStatus::Running) {
             return;
         }
-        self.metrics.run_started(run.job.as_str());
+        self.metrics.run_started(run.job.as_str(), executor);
         self.record(run, ExecutionStatus::Running);
     }
 
@@ -383,7 +383,7 @@ impl Runs {
         ran: Option<Duration>,
         settings: Option<&Settings>,
     ) {
-        let (status, result) = outcome::of(ending);
+        let (status, result) = outcome::of(&ending);
         tracing::info!(
             %run,
             status = %status,
@@ -391,24 +391,25 @@ impl Runs {
             duration_ms = ran.map(|ran| ran.as_millis() as u64),
             "run finished"
         );
-        self.end(run, status, result, ran, settings);
+        self.end(run, (status, result), ending.executor, ran, settings);
     }
 
     /// Ends a run that never started (cancelled while queued, could not start, lost).
     pub(super) fn end_unstarted(&self, run: &RunId, status: ExecutionStatus, message: &str) {
-        let (status, result) = outcome::unstarted(status, message.to_owned());
-        self.end(run, status, result, None, None);
+        let ended = outcome::unstarted(status, message.to_owned());
+        self.end(run, ended, "none", None, None);
     }
 
-    /// Ends a run: every end of a run comes through here. Records the result, then the
+    /// Ends a run: every end of a run comes through here. `executor` ran it (`none`:
+    /// it never started). Records the result, then the
     /// terminal status (so whoever reacts to it finds the result), announces it, counts
     /// it, tells the hooks, frees the run's place, and prunes old executions as the
     /// job's retention says. `ran` is how long its process ran, if it started.
     fn end(
         &self,
         run: &RunId,
-        status: ExecutionStatus,
-        result: RunResult,
+        (status, result): (ExecutionStatus, RunResult),
+        executor: &'static str,
         ran: Option<Duration>,
         settings: Option<&Settings>,
     ) {
@@ -416,7 +417,8 @@ impl Runs {
             tracing::error!(%run, "cannot save the end of the run: {e}");
         }
         self.announce(run, status);
-        self.metrics.run_finished(run.job.as_str(), status, ran);
+        self.metrics
+            .run_finished(run.job.as_str(), executor, status, ran);
         self.hooks.run_ended(Ended {
             run: run.clone(),
             status,
@@ -443,6 +445,11 @@ impl Runs {
         self.statuses.follow(run, || self.store.status(run))
     }
 
+    /// How many `squeue` calls the Slurm executor has made.
+    pub fn slurm_polls(&self) -> u64 {
+        self.executors.slurm_polls()
+    }
+
     /// Runs being executed (or watched after a restart).
     pub fn active(&self) -> usize {
         self.queue.active()
@@ -465,8 +472,20 @@ impl Runs {
         &self.store
     }
 
+    pub(super) fn run_dir(&self, run: &RunId) -> std::path::PathBuf {
+        self.workdir.execution_dir(run)
+    }
+
     pub(super) fn executors(&self) -> &Executors {
         &self.executors
+    }
+}
+
+/// Who takes runs of a job with these settings off the queue.
+pub(super) fn lane_of(settings: &Settings) -> Lane {
+    match settings.executor {
+        ExecutorChoice::Local => Lane::Local,
+        ExecutorChoice::Slurm(_) => Lane::Remote,
     }
 }
 

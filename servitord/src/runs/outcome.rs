@@ -20,6 +20,8 @@ pub enum StopReason {
 /// ("stopped by SIGINT").
 #[derive(Debug)]
 pub struct Ending {
+    /// Which executor ran it (`local`, `slurm`).
+    pub executor: &'static str,
     pub exit: Exit,
     pub stopped: Option<(StopReason, String)>,
 }
@@ -34,14 +36,15 @@ pub fn unstarted(status: ExecutionStatus, message: String) -> (ExecutionStatus, 
 }
 
 /// The status and result a run ends with.
-pub fn of(ending: Ending) -> (ExecutionStatus, RunResult) {
+pub fn of(ending: &Ending) -> (ExecutionStatus, RunResult) {
     let exit_code = match &ending.exit {
         Exit::Code(code) => i64::from(*code),
         Exit::Signal(signal) => -i64::from(*signal),
         Exit::Unobserved => -1,
+        Exit::Failed { code, .. } => code.map_or(-1, i64::from),
         Exit::Lost(why) => return unstarted(ExecutionStatus::Failure, why.clone()),
     };
-    let (status, message) = match (ending.stopped, &ending.exit) {
+    let (status, message) = match (ending.stopped.clone(), &ending.exit) {
         (Some((StopReason::Cancelled, how)), _) => {
             (ExecutionStatus::Cancelled, format!("cancelled: {how}"))
         }
@@ -59,6 +62,7 @@ pub fn of(ending: Ending) -> (ExecutionStatus, RunResult) {
             ExecutionStatus::Failure,
             "servitord restarted while this run was running; it was watched until it ended, but its exit code could not be observed".to_owned(),
         ),
+        (None, Exit::Failed { message, .. }) => (ExecutionStatus::Failure, message.clone()),
         (None, Exit::Lost(_)) => unreachable!("a lost run returned above"),
     };
     (status, RunResult { exit_code, message })
@@ -69,7 +73,8 @@ mod tests {
     use super::*;
 
     fn ended(exit: Exit) -> (ExecutionStatus, RunResult) {
-        of(Ending {
+        of(&Ending {
+            executor: "local",
             exit,
             stopped: None,
         })
@@ -89,14 +94,16 @@ mod tests {
         let lost = ended(Exit::Lost("lost track".into()));
         assert_eq!((lost.0, lost.1.exit_code), (ExecutionStatus::Failure, -1));
 
-        let cancelled = of(Ending {
+        let cancelled = of(&Ending {
+            executor: "local",
             exit: Exit::Signal(2),
             stopped: Some((StopReason::Cancelled, "stopped by SIGINT".into())),
         });
         assert_eq!(cancelled.0, ExecutionStatus::Cancelled);
         assert_eq!(cancelled.1.message, "cancelled: stopped by SIGINT");
         assert_eq!(cancelled.1.exit_code, -2);
-        let timed_out = of(Ending {
+        let timed_out = of(&Ending {
+            executor: "local",
             exit: Exit::Code(143),
             stopped: Some((
                 StopReason::TimedOut(Duration::from_secs(90)),

@@ -18,9 +18,19 @@ use tokio_util::sync::CancellationToken;
 use crate::jobs::id::{JobId, RunId};
 use crate::sync::lock;
 
+/// Who takes a run off the queue: the workers run local runs, one each; runs that
+/// go to a cluster are taken by the remote lane, many at a time, and hold no worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lane {
+    #[default]
+    Local,
+    Remote,
+}
+
 #[derive(Debug)]
 pub struct Ticket {
     pub run: RunId,
+    pub lane: Lane,
     /// Cancelled when someone asks to cancel the run.
     pub cancel: CancellationToken,
     /// How many runs of the job may be active at once (`None`: no limit).
@@ -33,6 +43,7 @@ impl Ticket {
     pub fn new(run: RunId, limit: Option<u32>) -> Self {
         Self {
             run,
+            lane: Lane::Local,
             cancel: CancellationToken::new(),
             limit,
             secrets: InputValues::new(),
@@ -43,8 +54,8 @@ impl Ticket {
 #[derive(Default)]
 pub struct RunQueue {
     state: Mutex<State>,
-    /// Wakes a worker: a run was added, or one ended and may have made room.
-    changed: Notify,
+    /// Wakes a taker of each lane: a run was added, or one ended and may have made room.
+    changed: [Notify; 2],
 }
 
 #[derive(Default)]
@@ -92,21 +103,26 @@ pub struct Reservation<'a> {
 
 impl RunQueue {
     pub fn push(&self, ticket: Ticket) {
+        let lane = ticket.lane;
         self.lock().waiting.push_back(ticket);
-        self.changed.notify_one();
+        self.changed(lane).notify_one();
+    }
+
+    fn changed(&self, lane: Lane) -> &Notify {
+        &self.changed[lane as usize]
     }
 
     /// Puts runs ahead of everything waiting, in the given order (restart recovery).
     pub fn push_front(&self, tickets: Vec<Ticket>) {
-        let count = tickets.len();
+        let lanes: Vec<Lane> = tickets.iter().map(|t| t.lane).collect();
         {
             let mut state = self.lock();
             for ticket in tickets.into_iter().rev() {
                 state.waiting.push_front(ticket);
             }
         }
-        for _ in 0..count {
-            self.changed.notify_one();
+        for lane in lanes {
+            self.changed(lane).notify_one();
         }
     }
 
@@ -128,20 +144,25 @@ impl RunQueue {
         })
     }
 
-    /// Waits for the oldest waiting run whose job has room, and marks it active.
-    pub async fn pop(&self) -> Ticket {
+    /// Waits for the oldest waiting run of `lane` whose job has room, and marks it
+    /// active.
+    pub async fn pop(&self, lane: Lane) -> Ticket {
         loop {
-            let changed = self.changed.notified();
+            let changed = self.changed(lane).notified();
             {
                 let mut state = self.lock();
-                if let Some(at) = state.waiting.iter().position(|t| state.has_room(t)) {
+                if let Some(at) = state
+                    .waiting
+                    .iter()
+                    .position(|t| t.lane == lane && state.has_room(t))
+                {
                     let ticket = state.waiting.remove(at).expect("position is in range");
                     state
                         .active
                         .insert(ticket.run.clone(), ticket.cancel.clone());
-                    if !state.waiting.is_empty() {
+                    if state.waiting.iter().any(|t| t.lane == lane) {
                         // Pass the wake-up on: several runs may have arrived at once.
-                        self.changed.notify_one();
+                        self.changed(lane).notify_one();
                     }
                     return ticket;
                 }
@@ -161,8 +182,10 @@ impl RunQueue {
     pub fn done(&self, run: &RunId) {
         let mut state = self.lock();
         state.active.remove(run);
-        if !state.waiting.is_empty() {
-            self.changed.notify_one();
+        for lane in [Lane::Local, Lane::Remote] {
+            if state.waiting.iter().any(|t| t.lane == lane) {
+                self.changed(lane).notify_one();
+            }
         }
     }
 
@@ -197,6 +220,7 @@ impl RunQueue {
 impl Reservation<'_> {
     /// Queues the run the room was held for; the room passes to it in one step.
     pub fn queue(mut self, ticket: Ticket) {
+        let lane = ticket.lane;
         {
             let mut state = self.queue.lock();
             if let Some(job) = self.job.take() {
@@ -204,7 +228,7 @@ impl Reservation<'_> {
             }
             state.waiting.push_back(ticket);
         }
-        self.queue.changed.notify_one();
+        self.queue.changed(lane).notify_one();
     }
 }
 
@@ -251,10 +275,14 @@ mod tests {
             queue.cancel(&run("new", 1)),
             Cancelled::WasWaiting
         ));
-        let order: Vec<_> = [queue.pop().await, queue.pop().await, queue.pop().await]
-            .into_iter()
-            .map(|t| t.run)
-            .collect();
+        let order: Vec<_> = [
+            queue.pop(Lane::Local).await,
+            queue.pop(Lane::Local).await,
+            queue.pop(Lane::Local).await,
+        ]
+        .into_iter()
+        .map(|t| t.run)
+        .collect();
         assert_eq!(order, [run("old", 1), run("old", 2), run("new", 2)]);
         assert_eq!(queue.active(), 3);
 
@@ -271,16 +299,16 @@ mod tests {
         queue.push(Ticket::new(run("deploy", 1), Some(1)));
         queue.push(Ticket::new(run("deploy", 2), Some(1)));
         queue.push(Ticket::new(run("other", 1), None));
-        assert_eq!(queue.pop().await.run, run("deploy", 1));
+        assert_eq!(queue.pop(Lane::Local).await.run, run("deploy", 1));
         assert_eq!(
-            queue.pop().await.run,
+            queue.pop(Lane::Local).await.run,
             run("other", 1),
             "deploy #2 waits for #1"
         );
 
         let waiter = tokio::spawn({
             let queue = queue.clone();
-            async move { queue.pop().await.run }
+            async move { queue.pop(Lane::Local).await.run }
         });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
@@ -309,7 +337,7 @@ mod tests {
         let queue = std::sync::Arc::new(RunQueue::default());
         let waiter = tokio::spawn({
             let queue = queue.clone();
-            async move { queue.pop().await.run }
+            async move { queue.pop(Lane::Local).await.run }
         });
         tokio::task::yield_now().await;
         queue.push(Ticket::new(run("j", 9), None));

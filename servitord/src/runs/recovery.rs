@@ -16,15 +16,16 @@ use jiff::Timestamp;
 use servitor_shared::ExecutionStatus;
 use tokio::task::JoinSet;
 
-use super::lifecycle::{Runs, stop_of};
-use super::queue::Ticket;
+use super::lifecycle::{Runs, lane_of, stop_of};
+use super::queue::{Lane, Ticket};
 use crate::jobs::id::{JobId, RunId};
 use crate::state::{Unfinished, retention};
 
 /// What a scan of the history found.
 struct Found {
     unfinished: Vec<Unfinished>,
-    limits: HashMap<JobId, Option<u32>>,
+    /// Each job's `concurrency` and lane, as its settings say now.
+    limits: HashMap<JobId, (Option<u32>, Lane)>,
     removed: Vec<std::path::PathBuf>,
 }
 
@@ -51,9 +52,9 @@ pub async fn recover(runs: &Arc<Runs>) -> JoinSet<()> {
             found
                 .removed
                 .extend(store.remove_expired(job, policy.unwrap_or_default(), now));
-            found
-                .limits
-                .insert(job.clone(), settings.and_then(|s| s.concurrency));
+            let limit = settings.and_then(|s| s.concurrency);
+            let lane = settings.map(lane_of).unwrap_or_default();
+            found.limits.insert(job.clone(), (limit, lane));
         }
         found
     })
@@ -70,7 +71,12 @@ pub async fn recover(runs: &Arc<Runs>) -> JoinSet<()> {
         .partition(|run| !may_have_run(run));
     let mut refound = runs
         .executors()
-        .refind(in_flight.iter().map(|run| run.run.clone()).collect())
+        .refind(
+            in_flight
+                .iter()
+                .map(|left| (left.run.clone(), runs.run_dir(&left.run)))
+                .collect(),
+        )
         .await;
     for left in in_flight {
         let run = left.run;
@@ -80,8 +86,10 @@ pub async fn recover(runs: &Arc<Runs>) -> JoinSet<()> {
                 if left.status == ExecutionStatus::Created {
                     // Caught starting, and it did start: recorded here, off the async
                     // threads, so that watching it finds it running.
-                    let (runs, run) = (Arc::clone(runs), run.clone());
-                    let _ = tokio::task::spawn_blocking(move || runs.record_running(&run)).await;
+                    let (runs, run, executor) = (Arc::clone(runs), run.clone(), process.executor());
+                    let _ =
+                        tokio::task::spawn_blocking(move || runs.record_running(&run, executor))
+                            .await;
                 }
                 let cancel = runs.queue().track(run.clone());
                 let runs = Arc::clone(runs);
@@ -136,8 +144,11 @@ pub async fn recover(runs: &Arc<Runs>) -> JoinSet<()> {
         queued
             .into_iter()
             .map(|(_, run)| {
-                let limit = found.limits.get(&run.job).copied().flatten();
-                Ticket::new(run, limit)
+                let (limit, lane) = found.limits.get(&run.job).copied().unwrap_or_default();
+                Ticket {
+                    lane,
+                    ..Ticket::new(run, limit)
+                }
             })
             .collect(),
     );

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::lifecycle::Runs;
+use super::queue::Lane;
 
 /// Starts `count` workers, each on a thread of its own, so that no load on the API (a
 /// crowd of event streams, say) delays a run's steps: the OS shares the CPUs between
@@ -51,7 +52,7 @@ async fn work(runs: Arc<Runs>, shutdown: CancellationToken) {
         let ticket = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            ticket = runs.next_ticket() => ticket,
+            ticket = runs.next_ticket(Lane::Local) => ticket,
         };
         let run = ticket.run.clone();
         // Its own task, so that even a bug in one run cannot take the worker down.
@@ -68,4 +69,47 @@ async fn work(runs: Arc<Runs>, shutdown: CancellationToken) {
             );
         }
     }
+}
+
+/// Starts the remote lane: one thread that takes runs going to a cluster off the
+/// queue, up to `max` at a time, and executes each in a task of its own (they mostly
+/// wait for the cluster). It begins once `start` is cancelled and stops once
+/// `shutdown` is: runs on the cluster then go on without the daemon, which finds
+/// them again at its next start.
+pub fn spawn_remote(
+    runs: &Arc<Runs>,
+    max: usize,
+    start: CancellationToken,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let runs = Arc::clone(runs);
+    std::thread::Builder::new()
+        .name("servitor-remote".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                start.cancelled().await;
+                let slots = Arc::new(tokio::sync::Semaphore::new(max.max(1)));
+                loop {
+                    let slot = tokio::select! {
+                        biased;
+                        () = shutdown.cancelled() => break,
+                        slot = Arc::clone(&slots).acquire_owned() => slot,
+                    };
+                    let ticket = tokio::select! {
+                        biased;
+                        () = shutdown.cancelled() => break,
+                        ticket = runs.next_ticket(Lane::Remote) => ticket,
+                    };
+                    let runs = Arc::clone(&runs);
+                    tokio::spawn(async move {
+                        runs.execute(ticket).await;
+                        drop(slot);
+                    });
+                }
+            });
+        })?;
+    Ok(())
 }

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use servitor_shared::{ExecutionStatus, InputValues, Peer, RunResult, StatusChange};
+use servitor_shared::{
+    ExecutionStatus, InputValues, Peer, RunResult, SlurmPlacement, StatusChange,
+};
 
 /// The last execution number handed out for a job: `executions/last_execution.txt`.
 pub const LAST_EXECUTION: &str = "last_execution.txt";
@@ -14,6 +16,9 @@ pub const INPUT: &str = "input.json";
 pub const STATUS_HISTORY: &str = "status_history.tsv";
 /// How a run ended: `executions/<n>/result.tsv`.
 pub const RESULT: &str = "result.tsv";
+/// Added by Servitor for a run on a Slurm cluster: its job id and node,
+/// `executions/<n>/slurm.json`.
+pub const SLURM: &str = "slurm.json";
 /// The folder of a run's log: `executions/<n>/logs/`.
 pub const LOGS_DIR: &str = "logs";
 /// Added by Servitor, beside a job's `executions/`: who asked for each run and who
@@ -202,6 +207,18 @@ pub fn format_input_values(values: &InputValues) -> String {
 /// Reads `input.json`: a JSON object of strings.
 pub fn parse_input_values(text: &str) -> Result<InputValues, String> {
     serde_json::from_str(text).map_err(|e| format!("unreadable input.json: {e}"))
+}
+
+/// `slurm.json`: `{"job_id": "17", "node": "n1"}`.
+pub fn format_slurm(placement: &SlurmPlacement) -> String {
+    let mut text = serde_json::to_string(placement).expect("a placement serializes");
+    text.push('\n');
+    text
+}
+
+/// Reads `slurm.json`.
+pub fn parse_slurm(text: &str) -> Result<SlurmPlacement, String> {
+    serde_json::from_str(text).map_err(|e| format!("unreadable {SLURM}: {e}"))
 }
 
 fn truncate(text: &str, max: usize) -> &str {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use servitor_shared::{
-    Execution, ExecutionStatus, InputValues, LastExecution, RunResult, StatusChange,
+    Execution, ExecutionStatus, InputValues, LastExecution, RunResult, SlurmPlacement, StatusChange,
 };
 
 use super::files::{self, Audit, History};
@@ -45,6 +45,8 @@ pub struct Record {
     /// The history file lacks its final newline.
     pub needs_newline: bool,
     pub audit: Option<Box<Audit>>,
+    /// Where it went on a Slurm cluster.
+    pub slurm: Option<Box<SlurmPlacement>>,
     /// Read from disk: a previous daemon's run. Runs this daemon creates are queued by
     /// their creator, so recovery must not queue them again, even while it still scans.
     pub inherited: bool,
@@ -212,6 +214,8 @@ impl Record {
         record.result = read_optional(dir, files::RESULT, files::parse_result, problems);
         let inputs = read_optional(dir, files::INPUT, files::parse_input_values, problems);
         record.inputs = inputs.filter(|i| !i.is_empty()).map(Box::new);
+        let slurm = read_optional(dir, files::SLURM, files::parse_slurm, problems);
+        record.slurm = slurm.map(Box::new);
         record
     }
 
@@ -269,6 +273,7 @@ impl Record {
                     .as_ref()
                     .is_some_and(|r| r.message.starts_with(files::TIMED_OUT)),
             error: (!self.problems.is_empty()).then(|| self.problems.join("; ")),
+            slurm: self.slurm.as_deref().cloned(),
         }
     }
 }

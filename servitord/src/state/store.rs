@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use jiff::Timestamp;
-use servitor_shared::{Execution, ExecutionStatus, InputValues, Peer, RunResult, StatusChange};
+use servitor_shared::{
+    Execution, ExecutionStatus, InputValues, Peer, RunResult, SlurmPlacement, StatusChange,
+};
 
 use super::files::{self, Asked};
 use super::history::{self, CREATING_PREFIX, JobHistory, Record};
@@ -165,6 +167,19 @@ impl Store {
                 record.audit.get_or_insert_default().started = true;
             }
             Ok(())
+        })
+    }
+
+    /// Records where a run went on a Slurm cluster (its job id, its node once known).
+    pub fn record_slurm(&self, run: &RunId, placement: SlurmPlacement) -> io::Result<()> {
+        let fsync = self.fsync;
+        self.with_history(&run.job, |history| {
+            let path = history.execution_dir(run.execution).join(files::SLURM);
+            let written = write::replace(fsync, &path, files::format_slurm(&placement).as_bytes());
+            if let Some(record) = history.executions.get_mut(&run.execution) {
+                record.slurm = Some(Box::new(placement));
+            }
+            written
         })
     }
 
@@ -408,12 +423,6 @@ impl History {
     pub async fn get(&self, run: &RunId) -> Option<Execution> {
         let run = run.clone();
         self.read(&run.job.clone(), move |store| store.get(&run))
-            .await
-    }
-
-    pub async fn status(&self, run: &RunId) -> Option<ExecutionStatus> {
-        let run = run.clone();
-        self.read(&run.job.clone(), move |store| store.status(&run))
             .await
     }
 

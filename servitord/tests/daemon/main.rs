@@ -20,6 +20,7 @@ mod restart;
 mod runs;
 mod security;
 mod settings;
+mod slurm;
 mod ui;
 
 use servitor_shared::{Execution, ExecutionStatus};

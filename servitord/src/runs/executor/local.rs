@@ -71,7 +71,7 @@ impl Local {
                 .stderr(stderr)
                 .stdout(log)
                 .process_group(0)
-                .envs(launch.env.iter().map(|(k, v)| (k, v)))
+                .envs(launch.environment())
                 .spawn()
         });
         let child = spawned.map_err(|e| StartError::Spawn(error_text(&e)))?;

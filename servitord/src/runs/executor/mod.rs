@@ -13,7 +13,8 @@
 //! its jobs' states) fits the same shape: its `next` resolves when a poll says the
 //! run started or ended.
 //!
-//! The local executor runs the job file as a process group of this machine.
+//! The local executor runs the job file as a process group of this machine; the
+//! Slurm executor submits it as a batch job to a cluster and follows it by polling.
 
 mod local;
 pub mod process_group;
@@ -24,19 +25,54 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use indexmap::IndexMap;
+use servitor_shared::{InputValues, SlurmPlacement, env};
+
+pub use self::slurm::SlurmConfig;
 use crate::jobs::id::RunId;
+use crate::jobs::settings::ExecutorChoice;
 use crate::signal::Signal;
 
 /// What a run needs to start, whatever runs it.
 #[derive(Debug)]
 pub struct Launch {
     pub run: RunId,
+    /// The working directory, given to the run as `SERVITOR_ROOT`.
+    pub root: PathBuf,
     /// The job file, started directly (no shell) in its own folder.
     pub program: PathBuf,
-    /// Added to servitord's environment, in order (a later name wins).
-    pub env: Vec<(String, String)>,
+    /// The settings' `env`, then the run's inputs, added to servitord's environment.
+    pub env: IndexMap<String, String>,
+    pub inputs: InputValues,
+    /// The run's folder, where an executor may keep files of its own.
+    pub run_dir: PathBuf,
     /// The run's log: stdout and stderr go there.
     pub log: PathBuf,
+    /// The job's `timeout` (servitord enforces it; an executor may pass it on).
+    pub timeout: Option<Duration>,
+}
+
+impl Launch {
+    /// The variables a run adds to servitord's environment, in order (a later name
+    /// wins): the settings' `env`, the inputs, then the `SERVITOR_*` variables, which
+    /// nothing overrides.
+    pub fn environment(&self) -> Vec<(String, String)> {
+        let mut vars: Vec<(String, String)> = self
+            .env
+            .iter()
+            .chain(&self.inputs)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        vars.extend([
+            (env::ROOT.to_owned(), self.root.display().to_string()),
+            (env::JOB.to_owned(), self.run.job.to_string()),
+            (
+                env::JOB_EXECUTION.to_owned(),
+                self.run.execution.to_string(),
+            ),
+        ]);
+        vars
+    }
 }
 
 /// How a run's process ended, as far as its executor can tell.
@@ -51,14 +87,25 @@ pub enum Exit {
     Unobserved,
     /// The executor lost track of it, for this reason.
     Lost(String),
+    /// It ended badly by its executor's account (a cluster stopped it at its time
+    /// limit, say), whatever exit code it may have left: `code` if it left one.
+    Failed { code: Option<i32>, message: String },
 }
 
 /// What a started run's watcher learns next.
 #[derive(Debug)]
 pub enum Progress {
+    /// Where the run went, as the execution shows it (a cluster's job id and node).
+    Placed(Placement),
     /// The run is running (it may have been waiting, on another machine's queue).
     Running,
     Ended(Exit),
+}
+
+/// Where a run went, for executors that place runs elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    Slurm(SlurmPlacement),
 }
 
 /// How to stop a run: the signal that asks, and how long it may take before it is
@@ -84,6 +131,7 @@ pub enum StartError {
 /// A started run, owned by the one task that watches it.
 pub enum Process {
     Local(local::Process),
+    Slurm(slurm::Process),
 }
 
 impl Process {
@@ -92,6 +140,7 @@ impl Process {
     pub async fn next(&mut self) -> Progress {
         match self {
             Self::Local(process) => process.next().await,
+            Self::Slurm(process) => process.next().await,
         }
     }
 
@@ -100,13 +149,23 @@ impl Process {
     pub async fn stop(&mut self, stop: Stop) -> (Exit, String) {
         match self {
             Self::Local(process) => process.stop(stop).await,
+            Self::Slurm(process) => process.stop(stop).await,
         }
     }
 
-    /// What to call it in the daemon's log (`pid 4242`).
+    /// Which executor runs it, as metrics label it.
+    pub fn executor(&self) -> &'static str {
+        match self {
+            Self::Local(_) => "local",
+            Self::Slurm(_) => "slurm",
+        }
+    }
+
+    /// What to call it in the daemon's log (`pid 4242`, `Slurm job 17`).
     pub fn describe(&self) -> String {
         match self {
             Self::Local(process) => process.describe(),
+            Self::Slurm(process) => process.describe(),
         }
     }
 }
@@ -114,29 +173,56 @@ impl Process {
 /// The executors of a daemon.
 pub struct Executors {
     local: local::Local,
+    slurm: slurm::Slurm,
 }
 
 impl Executors {
     /// `root` is the working directory (given to runs as `SERVITOR_ROOT`).
-    pub fn new(root: &Path) -> Self {
+    pub fn new(root: &Path, slurm: SlurmConfig) -> Self {
         Self {
             local: local::Local::new(root),
+            slurm: slurm::Slurm::new(root, slurm),
         }
     }
 
-    /// Starts a run. On a worker's thread: it may block for a moment.
-    pub fn start(&self, launch: &Launch) -> Result<Process, StartError> {
-        self.local.start(launch).map(Process::Local)
+    /// Starts a run where its settings say. A local start holds the thread for a
+    /// moment (a vfork); a Slurm one waits for `sbatch`.
+    pub async fn start(
+        &self,
+        launch: &Launch,
+        executor: &ExecutorChoice,
+    ) -> Result<Process, StartError> {
+        match executor {
+            ExecutorChoice::Local => self.local.start(launch).map(Process::Local),
+            ExecutorChoice::Slurm(settings) => {
+                self.slurm.start(launch, settings).await.map(Process::Slurm)
+            }
+        }
     }
 
-    /// The processes of these runs that are still going after a restart; runs left out
-    /// are gone.
-    pub async fn refind(&self, runs: Vec<RunId>) -> HashMap<RunId, Process> {
-        self.local
-            .refind(runs)
+    /// The processes of these runs that are still going after a restart (or, for runs
+    /// on a cluster, that can still tell how they ended); runs left out are gone.
+    /// `run_dirs` gives each run's folder.
+    pub async fn refind(&self, runs: Vec<(RunId, PathBuf)>) -> HashMap<RunId, Process> {
+        let (remote, local): (Vec<_>, Vec<_>) = runs
+            .into_iter()
+            .partition(|(_, dir)| slurm::was_submitted(dir));
+        let mut found: HashMap<RunId, Process> = self
+            .local
+            .refind(local.into_iter().map(|(run, _)| run).collect())
             .await
             .into_iter()
             .map(|(run, process)| (run, Process::Local(process)))
-            .collect()
+            .collect();
+        found.extend(remote.into_iter().map(|(run, dir)| {
+            let process = self.slurm.refind(&run, &dir);
+            (run, Process::Slurm(process))
+        }));
+        found
+    }
+
+    /// The Slurm executor's counters, for monitoring.
+    pub fn slurm_polls(&self) -> u64 {
+        self.slurm.polls()
     }
 }

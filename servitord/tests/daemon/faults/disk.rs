@@ -10,7 +10,7 @@ use std::time::Instant;
 use servitor_shared::ExecutionStatus::{self, Failure, Running, Success};
 
 use super::{pattern, pattern_script};
-use crate::support::{TIMEOUT, Workdir};
+use crate::support::{TIMEOUT, Workdir, wait_until};
 use crate::{sh, wait_gate};
 
 /// A tmpfs mounted for a test; unmounted when dropped (drop the daemon first).
@@ -328,6 +328,10 @@ fn a_run_whose_end_could_not_be_saved_says_so_after_a_restart() {
     std::fs::remove_file(wd.join("state/filler")).unwrap();
 
     daemon.restart();
+    // Restart recovery (which ends what the previous daemon left) is done once ready.
+    wait_until("the daemon to be ready", TIMEOUT, || {
+        daemon.get("/api/health").status == 200
+    });
     let reread = daemon.execution("held", &held);
     assert!(
         reread.result.is_some() || reread.error.is_some(),

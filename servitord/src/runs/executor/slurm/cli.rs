@@ -48,6 +48,7 @@ pub enum CliError {
 }
 
 impl CliError {
+    #[cfg(test)]
     /// The exit code of a command that failed (`scancel --signal` on a pending job
     /// exits with 228).
     pub fn exit_code(&self) -> Option<i32> {

@@ -15,8 +15,8 @@ use super::cli::{self, CliError};
 use super::command::{self, SlurmCommand, Submission};
 use super::names::{DaemonPrefix, host_name};
 use super::parse::{self, ExitCode, JobState, QueueEntry, SlurmJobId};
-use super::settings::SlurmSettings;
 use super::wrapper::{self, EXIT_CODE_FILE};
+use crate::jobs::slurm::SlurmSettings;
 use crate::signal::Signal;
 
 /// Bound on each Slurm command.

@@ -7,11 +7,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use servitor_shared::InputValues;
+use servitor_shared::{InputValues, env};
 use thiserror::Error;
 
 use super::parse::{SQUEUE_FORMAT, SlurmJobId};
-use super::settings::{SlurmSettings, time_limit_minutes};
+use crate::jobs::slurm::{SlurmSettings, time_limit_minutes};
 use crate::signal::Signal;
 
 /// A Slurm command: the program (found on `PATH`), its arguments, and what changes
@@ -153,12 +153,9 @@ pub fn sbatch(run: &Submission<'_>) -> Result<SlurmCommand, CommandError> {
         .collect();
     // Last: nothing overrides these, as for local runs.
     env.extend([
-        (
-            "SERVITOR_ROOT".into(),
-            run.root.to_string_lossy().into_owned(),
-        ),
-        ("SERVITOR_JOB".into(), run.job.to_owned()),
-        ("SERVITOR_JOB_EXECUTION".into(), run.execution.to_string()),
+        (env::ROOT.into(), run.root.to_string_lossy().into_owned()),
+        (env::JOB.into(), run.job.to_owned()),
+        (env::JOB_EXECUTION.into(), run.execution.to_string()),
     ]);
     Ok(SlurmCommand {
         program: "sbatch",

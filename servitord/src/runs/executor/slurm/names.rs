@@ -30,6 +30,7 @@ const LABEL_MAX_BYTES: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonPrefix(String);
 
+#[cfg(test)]
 /// What a job name says of its run; the label is left out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunTag {
@@ -51,6 +52,7 @@ impl DaemonPrefix {
         Self(prefix.to_owned())
     }
 
+    #[cfg(test)]
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -70,6 +72,7 @@ impl DaemonPrefix {
         name.starts_with(&self.0)
     }
 
+    #[cfg(test)]
     /// The run a name of this daemon's stands for; `None` for anyone else's name.
     pub fn parse(&self, name: &str) -> Option<RunTag> {
         let rest = name.strip_prefix(&self.0)?;
@@ -84,6 +87,7 @@ impl DaemonPrefix {
     }
 }
 
+#[cfg(test)]
 impl RunTag {
     pub fn is_run(&self, job: &str, execution: u64) -> bool {
         self.execution == execution && self.job_hash == fnv1a(&[job.as_bytes()])

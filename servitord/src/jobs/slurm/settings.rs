@@ -25,7 +25,7 @@ pub struct SlurmSettings {
     pub sbatch_args: Vec<String>,
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum SettingsError {
     #[error("slurm.{field} may not be empty")]
     Empty { field: &'static str },

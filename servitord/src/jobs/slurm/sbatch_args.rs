@@ -197,7 +197,7 @@ fn refusal(long: &str) -> Option<&'static str> {
     })
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum ArgsError {
     #[error("{word:?} may not be used: {why}")]
     Refused { word: String, why: &'static str },
