@@ -36,6 +36,13 @@ fn describe(job: &str, execution: &Execution) -> String {
     if execution.timed_out {
         let _ = writeln!(text, "Timed out:  yes");
     }
+    if let Some(slurm) = &execution.slurm {
+        let node = slurm
+            .node
+            .as_deref()
+            .map_or_else(String::new, |node| format!(" on {node}"));
+        let _ = writeln!(text, "Slurm job:  {}{node}", slurm.job_id);
+    }
     if let Some(result) = &execution.result {
         let _ = writeln!(text, "Exit code:  {}", result.exit_code);
         if !result.message.is_empty() {

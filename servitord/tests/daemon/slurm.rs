@@ -132,6 +132,21 @@ fn runs_on_the_cluster_with_exit_codes_inputs_env_and_a_whole_log() {
         1.0
     );
     assert!(daemon.metric("servitor_slurm_polls_total") >= 1.0);
+    // And so does `servitorctl show`.
+    let shown = Command::new(crate::support::binary("servitorctl"))
+        .arg("--socket")
+        .arg(daemon.socket())
+        .args(["show", "hpc/ok", &ok])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("servitorctl runs");
+    assert!(shown.status.success());
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    let node = slurm.node.as_deref().unwrap();
+    assert!(
+        shown.contains(&format!("Slurm job:  {} on {node}\n", slurm.job_id)),
+        "{shown}"
+    );
 }
 
 #[test]

@@ -91,6 +91,7 @@ export function executionPage(main, { jobId, executionId }, signal) {
         fact("Duration", runDuration(e, times), "duration"),
         fact("Exit code", result ? h("span", { class: `exit-code ${result.exit_code === 0 ? "ok" : "bad"}` }, String(result.exit_code)) : h("span", { class: "muted" }, "—"), "exit"),
         result?.message ? fact("Message", h("span", { class: "message" }, result.message), "wide") : null,
+        e.slurm ? fact("Slurm job", h("span", { class: "slurm" }, h("code", null, e.slurm.job_id), e.slurm.node ? [" on ", h("code", null, e.slurm.node)] : h("span", { class: "muted" }, " · waiting for a node")), "slurm") : null,
         inputs.length ? fact("Inputs", h("table", { class: "kv" }, h("tbody", null, inputs.map(([key, value]) => h("tr", null,
           h("th", { scope: "row" }, h("code", null, key)), h("td", null, inputValue(value, spec[key]?.secret === true)))))), "wide inputs") : null),
       history(e, historyOpen));
