@@ -7,7 +7,7 @@
 //! after their answer otherwise) to make room for new ones.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -21,6 +21,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
+
+use crate::sync::lock;
 
 /// Most bytes of a request line and headers: longer ones get `431`.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -144,8 +146,4 @@ fn connection_cap(reserved: u64) -> u64 {
     limit
         .current
         .map_or(u64::MAX, |current| current.saturating_sub(reserved).max(1))
-}
-
-fn lock(open: &Mutex<Open>) -> MutexGuard<'_, Open> {
-    open.lock().unwrap_or_else(PoisonError::into_inner)
 }
