@@ -138,6 +138,14 @@ pub struct Run {
     /// With --wait: print the finished execution as JSON.
     #[arg(long)]
     pub json: bool,
+    /// With --wait, when the run did not succeed: how many of the log's last lines to
+    /// print to stderr after the line saying how it ended (0: none).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub log_lines: usize,
+    /// Print nothing: no execution id, and with --wait no word on a failed run (the
+    /// exit code still tells).
+    #[arg(long, short = 'q', conflicts_with_all = ["follow", "json"])]
+    pub quiet: bool,
 }
 
 fn parse_input(text: &str) -> Result<(String, String), String> {

@@ -20,6 +20,14 @@ pub fn write(bytes: &[u8]) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Writes raw bytes to stderr, for words about what happened beside the data.
+pub fn write_err(bytes: &[u8]) -> Result<(), CliError> {
+    let mut stderr = std::io::stderr().lock();
+    stderr.write_all(bytes)?;
+    stderr.flush()?;
+    Ok(())
+}
+
 pub fn line(text: impl Display) -> Result<(), CliError> {
     write(format!("{text}\n").as_bytes())
 }

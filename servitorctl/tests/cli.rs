@@ -188,6 +188,107 @@ fn run_prints_the_id_and_wait_exits_with_the_job_code() {
 }
 
 #[test]
+fn a_run_that_did_not_succeed_says_how_it_ended() {
+    let wd = jobs_workdir()
+        .job("killed", "#!/bin/sh\necho dying\nkill -9 $$\n")
+        .job_with_mode("broken", "#!/nonexistent/interpreter\n", 0o755)
+        .job("slow", "#!/bin/sh\necho started\nexec sleep 60\n")
+        .file("config/jobs/slow.settings.json", r#"{"timeout": "1s"}"#);
+    let daemon = wd.start();
+
+    // For cron's mail: how it ended, then the log's last lines, all on stderr.
+    let failed = ctl(&daemon, &["run", "--wait", "demo/fail"]);
+    assert_eq!(failed.code(), 42);
+    assert!(failed.stdout.is_empty());
+    let (said, log) = failed.stderr.split_once('\n').unwrap();
+    assert!(
+        said.starts_with("servitorctl: demo/fail #1 failed with exit code 42 after "),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(log, "servitorctl: the end of its log:\nout\nerr\n");
+
+    let one_line = ctl(&daemon, &["run", "--wait", "--log-lines", "1", "demo/fail"]);
+    assert_eq!(one_line.code(), 42);
+    assert!(
+        one_line
+            .stderr
+            .ends_with("\nservitorctl: the end of its log:\nerr\n"),
+        "{}",
+        one_line.stderr
+    );
+    let no_log = ctl(&daemon, &["run", "--wait", "--log-lines", "0", "demo/fail"]);
+    assert_eq!(no_log.code(), 42);
+    assert_eq!(no_log.stderr.lines().count(), 1, "{}", no_log.stderr);
+    assert!(
+        no_log
+            .stderr
+            .starts_with("servitorctl: demo/fail #3 failed with exit code 42")
+    );
+
+    let quiet = ctl(&daemon, &["run", "--wait", "--quiet", "demo/fail"]);
+    assert_eq!(quiet.code(), 42);
+    assert!(
+        quiet.stderr.is_empty() && quiet.stdout.is_empty(),
+        "{}",
+        quiet.stderr
+    );
+    let quiet_start = ctl(&daemon, &["run", "-q", "hello"]).ok();
+    assert!(quiet_start.stdout.is_empty());
+    daemon.wait_status("hello", "1", ExecutionStatus::Success);
+
+    // --follow has just shown the log: only the line.
+    let followed = ctl(&daemon, &["run", "--follow", "demo/fail"]);
+    assert_eq!(followed.code(), 42);
+    assert_eq!(followed.out(), "out\nerr\n");
+    assert_eq!(followed.stderr.lines().count(), 1, "{}", followed.stderr);
+    assert!(
+        followed
+            .stderr
+            .starts_with("servitorctl: demo/fail #5 failed with exit code 42 after ")
+    );
+
+    let killed = ctl(&daemon, &["run", "--wait", "killed"]);
+    assert_eq!(killed.code(), 128 + 9);
+    assert!(
+        killed
+            .stderr
+            .starts_with("servitorctl: killed #1 was killed by signal 9 (SIGKILL) after "),
+        "{}",
+        killed.stderr
+    );
+    assert!(
+        killed.stderr.ends_with("log:\ndying\n"),
+        "{}",
+        killed.stderr
+    );
+
+    let broken = ctl(&daemon, &["run", "--wait", "--log-lines", "0", "broken"]);
+    assert_eq!(broken.code(), 126);
+    assert!(
+        broken
+            .stderr
+            .starts_with("servitorctl: broken #1 could not start: "),
+        "{}",
+        broken.stderr
+    );
+
+    let slow = ctl(&daemon, &["run", "--wait", "slow"]);
+    assert_ne!(slow.code(), 0);
+    assert!(
+        slow.stderr
+            .starts_with("servitorctl: slow #1 timed out after 1s: stopped by SIGTERM"),
+        "{}",
+        slow.stderr
+    );
+    assert!(slow.stderr.ends_with("log:\nstarted\n"), "{}", slow.stderr);
+
+    // Refused before anything ran: the refusal is the one line.
+    let refused = ctl(&daemon, &["run", "--wait", "--quiet", "--follow", "hello"]);
+    assert_eq!(refused.code(), 2, "{}", refused.stderr);
+}
+
+#[test]
 fn follow_streams_the_log_byte_exact() {
     // Output with binary bytes, both streams, no trailing newline, and a pause in the
     // middle that the test controls.
@@ -411,7 +512,16 @@ fn cancel_ends_a_waiting_run_with_130() {
     assert_eq!(cancelled.out(), "cancel requested: sleepy #1\n");
     let waited = finish(waiter, TIMEOUT);
     assert_eq!(waited.code(), 130, "stderr: {}", waited.stderr);
-    assert!(waited.stderr.is_empty(), "{}", waited.stderr);
+    let (said, log) = waited
+        .stderr
+        .split_once('\n')
+        .expect("a line on how it ended");
+    assert!(
+        said.starts_with("servitorctl: sleepy #1 was cancelled after "),
+        "{}",
+        waited.stderr
+    );
+    assert_eq!(log, "servitorctl: the end of its log:\nwaiting\n");
 
     let again = ctl(&daemon, &["cancel", "sleepy", "1"]);
     assert_eq!(again.code(), 1);

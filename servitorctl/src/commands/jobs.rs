@@ -1,12 +1,12 @@
-//! `jobs`: the job list, as a table or a tree, with each job's last run.
+//! `jobs`: the job list, as a table or a tree, with each job's last run: one request,
+//! however many jobs there are.
 
 use std::process::ExitCode;
 
 use comfy_table::{Cell, Table};
 use servitor_shared::api::JOBS_GET_LIST;
-use servitor_shared::{Execution, Job, JobSettings, OnBusy};
+use servitor_shared::{Job, JobSettings, LastExecution, OnBusy};
 
-use super::latest;
 use crate::client::Client;
 use crate::error::CliError;
 use crate::output;
@@ -17,15 +17,10 @@ pub async fn run(client: &Client, tree: bool, json: bool) -> Result<ExitCode, Cl
         output::json(&jobs)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut rows = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let last = latest(client, &job.job_id).await?;
-        rows.push((job, last));
-    }
     let mut table = output::table(&["JOB", "INPUTS", "SETTINGS", "LAST RUN", "STATUS", "WHEN"]);
     let color = output::color();
     let mut folders: Vec<&str> = Vec::new();
-    for (job, last) in &rows {
+    for job in &jobs {
         let name = if tree {
             let segments: Vec<&str> = job.job_id.split('/').collect();
             let (name, parents) = segments
@@ -45,13 +40,13 @@ pub async fn run(client: &Client, tree: bool, json: bool) -> Result<ExitCode, Cl
         } else {
             job.job_id.clone()
         };
-        add_row(&mut table, name, job, last.as_ref(), color);
+        add_row(&mut table, name, job, color);
     }
     output::print_table(&table)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn add_row(table: &mut Table, name: String, job: &Job, last: Option<&Execution>, color: bool) {
+fn add_row(table: &mut Table, name: String, job: &Job, color: bool) {
     let inputs = match &job.error {
         Some(error) => format!("error: {error}"),
         None => job
@@ -66,11 +61,9 @@ fn add_row(table: &mut Table, name: String, job: &Job, last: Option<&Execution>,
         Cell::new(inputs),
         Cell::new(summary(&job.settings)),
     ];
-    if let Some(last) = last {
-        let when = last
-            .status_history
-            .last()
-            .and_then(|change| change.timestamp.parse().ok())
+    if let Some(last) = &job.last_execution {
+        let when = last_change(last)
+            .and_then(|time| time.parse().ok())
             .map(output::ago)
             .unwrap_or_default();
         row.extend([
@@ -82,6 +75,13 @@ fn add_row(table: &mut Table, name: String, job: &Job, last: Option<&Execution>,
         row.push(Cell::new("-"));
     }
     table.add_row(row);
+}
+
+/// When the run last changed status.
+fn last_change(last: &LastExecution) -> Option<&str> {
+    [&last.ended_at, &last.started_at, &last.created_at]
+        .into_iter()
+        .find_map(|time| time.as_deref())
 }
 
 /// The settings that matter at a glance: `timeout 2h, at most 1 (skip), keep 100 / 30d`.

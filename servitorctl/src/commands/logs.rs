@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use servitor_shared::api::{EXECUTIONS_LOGS_GET, PARAM_EXECUTION_ID, PARAM_FOLLOW, PARAM_JOB_ID};
 
+use super::ending::Tail;
 use super::latest;
 use crate::client::Client;
 use crate::error::CliError;
@@ -39,4 +40,24 @@ pub async fn copy_log(client: &Client, job: &str, id: &str, follow: bool) -> Res
         output::write(&chunk)?;
     }
     Ok(())
+}
+
+/// The last `lines` lines of a log, as it is now.
+pub async fn log_tail(
+    client: &Client,
+    job: &str,
+    id: &str,
+    lines: usize,
+) -> Result<Vec<u8>, CliError> {
+    let query = [
+        (PARAM_JOB_ID, job),
+        (PARAM_EXECUTION_ID, id),
+        (PARAM_FOLLOW, "false"),
+    ];
+    let mut body = client.open(EXECUTIONS_LOGS_GET, &query).await?;
+    let mut tail = Tail::new(lines);
+    while let Some(chunk) = client.next_chunk(&mut body).await? {
+        tail.push(&chunk);
+    }
+    Ok(tail.into_bytes())
 }

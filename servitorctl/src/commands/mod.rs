@@ -2,6 +2,7 @@
 
 mod cancel;
 mod docs;
+mod ending;
 mod events;
 mod executions;
 mod jobs;

@@ -9,8 +9,9 @@ use servitor_shared::api::{
 use servitor_shared::inputs;
 use servitor_shared::{Event, Execution, ExecutionStatus, InputValues, Job};
 
+use super::ending;
 use super::events::EventStream;
-use super::logs::copy_log;
+use super::logs::{copy_log, log_tail};
 use crate::cli::Run;
 use crate::client::Client;
 use crate::error::CliError;
@@ -36,7 +37,9 @@ pub async fn run(client: &Client, run: Run) -> Result<ExitCode, CliError> {
     let id = accepted.execution_id;
 
     if !run.wait && !run.follow {
-        output::line(&id)?;
+        if !run.quiet {
+            output::line(&id)?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if run.follow {
@@ -46,7 +49,30 @@ pub async fn run(client: &Client, run: Run) -> Result<ExitCode, CliError> {
     if run.json {
         output::json(&execution)?;
     }
+    if !run.quiet {
+        report_failure(client, &run, &execution).await?;
+    }
     Ok(exit_code(&execution))
+}
+
+/// On stderr, for a run that did not succeed: how it ended, and (unless its log was
+/// just followed) the log's last lines, so that cron's mail says what went wrong.
+async fn report_failure(client: &Client, run: &Run, execution: &Execution) -> Result<(), CliError> {
+    let Some(line) = ending::describe(&run.job, execution) else {
+        return Ok(());
+    };
+    let mut report = format!("servitorctl: {line}\n").into_bytes();
+    if !run.follow && run.log_lines > 0 {
+        // The log is a help here, not the point: a log that cannot be read is skipped.
+        let tail = log_tail(client, &run.job, &execution.execution_id, run.log_lines)
+            .await
+            .unwrap_or_default();
+        if !tail.is_empty() {
+            report.extend_from_slice(b"servitorctl: the end of its log:\n");
+            report.extend_from_slice(&tail);
+        }
+    }
+    output::write_err(&report)
 }
 
 /// Refuses, before anything starts, inputs the job does not take, missing required
