@@ -320,7 +320,14 @@ fn follow_streams_the_log_byte_exact() {
     child.stdout = None;
     let ran = finish(child, TIMEOUT);
     assert_eq!(ran.code(), 7, "stderr: {}", ran.stderr);
-    assert!(ran.stderr.is_empty(), "{}", ran.stderr);
+    // The log was followed: how the run ended is one line, without the log again.
+    assert_eq!(ran.stderr.lines().count(), 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .starts_with("servitorctl: talk #1 failed with exit code 7 after "),
+        "{}",
+        ran.stderr
+    );
 
     let mut followed = first.into_bytes();
     followed.extend(rest);
