@@ -753,3 +753,164 @@ async fn the_page_reconnects_after_servitord_restarts() {
         .await;
     browser.close().await;
 }
+
+/// Every job's status, read from the tree by scrolling it from top to bottom (only
+/// the rows on screen are in the page): {job id: status}.
+const TREE_STATUSES_BY_SCROLLING: &str = "const done = arguments[arguments.length - 1];
+(async () => {
+  const side = document.getElementById('sidebar');
+  const frames = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const seen = {};
+  side.scrollTop = 0;
+  await frames();
+  for (;;) {
+    for (const a of document.querySelectorAll('#tree a.job')) seen[a.dataset.jobId] = a.querySelector('.dot').dataset.status;
+    if (side.scrollTop + side.clientHeight >= side.scrollHeight - 1) break;
+    side.scrollTop += Math.floor(side.clientHeight / 2);
+    await frames();
+  }
+  side.scrollTop = 0;
+  done(seen);
+})();";
+
+/// A function of a folder's path answering the counts on its row in the tree:
+/// [running, failed] (null when the row is not shown).
+const FOLDER_COUNTS: &str = "((path) => {
+    const f = document.querySelector(`#tree .folder[data-path='${path}']`);
+    if (!f) return null;
+    const n = (cls) => Number(f.querySelector(`.pill.${cls}`)?.textContent ?? 0);
+    return [n('s-running'), n('s-failure')];
+})";
+
+/// The overview's first row as [job id, status].
+const FIRST_OVERVIEW_ROW: &str = "((tr) => tr && [tr.dataset.jobId, tr.dataset.status])(
+    document.querySelector('.overview tbody tr'))";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_jobs_show_their_status_and_a_cli_run_updates_its_row_and_folder() {
+    let Some(tools) = harness::tools(
+        "hundreds_of_jobs_show_their_status_and_a_cli_run_updates_its_row_and_folder",
+    ) else {
+        return;
+    };
+    // 6 folders of 50 jobs, one in three failing; f3/gated succeeds the first time,
+    // and the second time waits on a gate, then fails.
+    let mut workdir = Workdir::new().gate("gate").job(
+        "f3/gated",
+        "#!/bin/sh\n[ -e \"$SERVITOR_ROOT/second\" ] || exit 0\nread _ < \"$SERVITOR_ROOT/gate\"\nexit 4\n",
+    );
+    let mut expected = serde_json::Map::new();
+    for folder in 0..6 {
+        for i in 0..50 {
+            let id = format!("f{folder}/job-{i:03}");
+            let fails = i % 3 == 0;
+            workdir = workdir.job(
+                &id,
+                if fails {
+                    "#!/bin/sh\nexit 1\n"
+                } else {
+                    "#!/bin/sh\nexit 0\n"
+                },
+            );
+            expected.insert(id, json!(if fails { "failure" } else { "success" }));
+        }
+    }
+    expected.insert("f3/gated".into(), json!("success"));
+    let servitor = Servitor::start(workdir);
+    let runs: Vec<(String, String)> = expected
+        .keys()
+        .map(|id| (id.clone(), servitor.daemon.run(id, &[])))
+        .collect();
+    for (id, execution) in &runs {
+        servitor.daemon.wait_ended(id, execution);
+    }
+
+    let browser = Browser::start(&tools, "many-jobs").await;
+    browser.goto(&servitor.url("")).await;
+    browser.wait("the live connection", CONNECTED).await;
+
+    // The overview: every job with its status, once all its rows are shown.
+    browser
+        .wait(
+            "the overview to show its first rows",
+            "return document.querySelectorAll('.overview tbody tr').length === 100;",
+        )
+        .await;
+    browser.click("button.more").await;
+    browser.click("button.more").await;
+    browser.click("button.more").await;
+    let overview = browser
+        .wait(
+            "the overview to show every job",
+            "const rows = [...document.querySelectorAll('.overview tbody tr')];
+             return rows.length === 301 && Object.fromEntries(rows.map((tr) => [tr.dataset.jobId, tr.dataset.status]));",
+        )
+        .await;
+    assert_eq!(overview, json!(expected), "the overview's statuses");
+
+    // The tree: every job with its status.
+    let tree = browser
+        .client
+        .execute_async(TREE_STATUSES_BY_SCROLLING, Vec::new())
+        .await
+        .expect("reading the tree");
+    assert_eq!(tree, json!(expected), "the tree's statuses");
+    // The filter narrows the tree to f3/gated, in its folder with its counts.
+    browser.type_into("#filter", "gated").await;
+    let counts = browser
+        .wait_with(
+            "the filter to show f3 and its counts",
+            &format!("return {FOLDER_COUNTS}(arguments[0]);"),
+            vec![json!("f3")],
+        )
+        .await;
+    assert_eq!(counts, json!([0, 17]), "f3's counts");
+
+    // A run started from the CLI: its row and its folder follow it live.
+    std::fs::write(servitor.workdir.join("second"), "").unwrap();
+    let output = std::process::Command::new(support::binary("servitorctl"))
+        .arg("--workdir")
+        .arg(servitor.workdir.path())
+        .args(["run", "f3/gated"])
+        .env_remove("SERVITOR_SOCKET")
+        .env_remove("SERVITOR_WORKDIR")
+        .output()
+        .expect("servitorctl run");
+    assert!(output.status.success(), "servitorctl run: {output:?}");
+    let first_row_is = |status: &str| {
+        format!("return JSON.stringify({FIRST_OVERVIEW_ROW}) === '[\"f3/gated\",\"{status}\"]';")
+    };
+    browser
+        .wait(
+            "the run to move f3/gated to the top of the overview, running",
+            &first_row_is("running"),
+        )
+        .await;
+    let tree_shows = |status: &str, counts: &str| {
+        format!(
+            "return {TREE_STATUS} === '{status}' && JSON.stringify({FOLDER_COUNTS}(arguments[1])) === '{counts}';"
+        )
+    };
+    browser
+        .wait_with(
+            "f3/gated to show running in the tree, and f3 to count it",
+            &tree_shows("running", "[1,17]"),
+            vec![json!("f3/gated"), json!("f3")],
+        )
+        .await;
+    servitor.workdir.open_gate("gate");
+    browser
+        .wait_with(
+            "f3/gated to show its failure in the tree, and f3 to count it",
+            &tree_shows("failure", "[0,18]"),
+            vec![json!("f3/gated"), json!("f3")],
+        )
+        .await;
+    browser
+        .wait(
+            "the overview to show f3/gated's failure first",
+            &first_row_is("failure"),
+        )
+        .await;
+    browser.close().await;
+}

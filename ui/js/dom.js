@@ -66,8 +66,15 @@ export function parseTime(text) {
   return Date.parse(text.replace(/(\.\d{3})\d+/, "$1"));
 }
 
-/** When an execution was queued, started and ended (NaN when not, or unknown). */
+/**
+ * When an execution was queued, started and ended (NaN when not, or unknown): from its
+ * status history, or from the `created_at`/`started_at`/`ended_at` of a job's
+ * `last_execution`.
+ */
 export function executionTimes(execution) {
+  if (execution && "created_at" in execution) {
+    return { queued: parseTime(execution.created_at), started: parseTime(execution.started_at), ended: parseTime(execution.ended_at) };
+  }
   const history = Array.isArray(execution?.status_history) ? execution.status_history : [];
   const at = (status) => { const e = history.find((x) => x.status === status); return e ? parseTime(e.timestamp) : NaN; };
   const queued = history.length ? parseTime(history[0].timestamp) : NaN;

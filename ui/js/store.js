@@ -1,16 +1,24 @@
 // The job list and each job's latest execution, kept current from the event stream.
+//
+// One `jobs/get_list` brings every job with its `last_execution`; after that, events
+// change the record of the job they name and nothing else. Changes are handed to the
+// views once per animation frame, gathered, so that a burst of a thousand runs a
+// second costs the page one small update a frame, not one per event.
 
 import { api } from "./api.js";
 import { onEvent, onResync } from "./events.js";
 
-/** How many requests for latest executions may be in flight at once. */
+/** How many requests for latest executions may be in flight at once (old daemons). */
 const PARALLEL = 4;
 
 export const store = {
-  /** [{job_id, input_spec, error?}], sorted by id. */
+  /** [{job_id, input_spec, last_execution, error?}], sorted by id. */
   jobs: [],
   byId: new Map(),
-  /** job_id -> that job's newest execution, or null when it never ran. */
+  /**
+   * job_id -> that job's newest execution in short ({execution_id, status,
+   * created_at, started_at, ended_at, result}), or null when it never ran.
+   */
   last: new Map(),
   loaded: false,
   error: null,
@@ -19,7 +27,10 @@ export const store = {
 const listeners = new Set();
 let generation = 0;
 
-/** `fn(change)`: change is {kind: "jobs"} or {kind: "last", jobId}. */
+/**
+ * `fn(change)`: change is {kind: "jobs"} (the whole list is new) or
+ * {kind: "last", jobIds: Set} (those jobs' latest executions changed).
+ */
 export function subscribe(fn, signal) {
   listeners.add(fn);
   signal?.addEventListener("abort", () => listeners.delete(fn), { once: true });
@@ -35,75 +46,136 @@ function notify(change) {
   }
 }
 
-export async function loadJobs() {
+// ---- changes, gathered per frame ----------------------------------------------
+
+let dirty = new Set();
+let frame = 0;
+
+function changed(jobId) {
+  dirty.add(jobId);
+  if (!frame) frame = requestAnimationFrame(flush);
+}
+
+function flush() {
+  frame = 0;
+  const jobIds = dirty;
+  dirty = new Set();
+  if (jobIds.size) notify({ kind: "last", jobIds });
+}
+
+// ---- loading -------------------------------------------------------------------
+
+let loading = null;
+let loadAgain = false;
+
+/** Loads the job list; calls made while a load is in flight are merged into one more. */
+export function loadJobs() {
+  if (loading) {
+    loadAgain = true;
+    return loading;
+  }
+  loading = (async () => {
+    do {
+      loadAgain = false;
+      await loadOnce();
+    } while (loadAgain);
+    loading = null;
+  })();
+  return loading;
+}
+
+async function loadOnce() {
   const mine = ++generation;
+  let jobs;
   try {
-    const jobs = await api.jobs();
-    if (mine !== generation) return;
-    store.jobs = Array.isArray(jobs) ? jobs : [];
-    store.byId = new Map(store.jobs.map((job) => [job.job_id, job]));
-    for (const id of [...store.last.keys()]) if (!store.byId.has(id)) store.last.delete(id);
-    store.loaded = true;
-    store.error = null;
+    jobs = await api.jobs();
   } catch (error) {
-    if (mine !== generation) return;
     store.error = error;
     notify({ kind: "jobs" });
     return;
   }
+  store.jobs = Array.isArray(jobs) ? jobs : [];
+  store.byId = new Map(store.jobs.map((job) => [job.job_id, job]));
+  store.last = new Map();
+  const missing = [];
+  for (const job of store.jobs) {
+    if ("last_execution" in job) store.last.set(job.job_id, job.last_execution ?? null);
+    else missing.push(job.job_id);
+  }
+  store.loaded = true;
+  store.error = null;
+  dirty = new Set();
   notify({ kind: "jobs" });
-  const queue = store.jobs.map((job) => job.job_id);
+  // A daemon older than `last_execution`: one request per job, a few at a time.
   const worker = async () => {
-    while (queue.length && mine === generation) await refreshLast(queue.shift());
+    while (missing.length && mine === generation) await fetchLast(missing.shift(), mine);
   };
   await Promise.all(Array.from({ length: PARALLEL }, worker));
 }
 
-const pending = new Map();
-
-/** Fetches a job's newest execution; calls made while one is in flight are merged. */
-export function refreshLast(jobId) {
-  const running = pending.get(jobId);
-  if (running) {
-    running.again = true;
-    return running.promise;
+async function fetchLast(jobId, mine) {
+  try {
+    const [newest] = await api.executions(jobId, { limit: 1 });
+    if (mine !== generation || store.last.has(jobId)) return;
+    store.last.set(jobId, newest ?? null);
+    changed(jobId);
+  } catch {
+    // Gone meanwhile, or the server is: the next load says which.
   }
-  const entry = { again: false };
-  entry.promise = (async () => {
-    do {
-      entry.again = false;
-      try {
-        const [newest] = await api.executions(jobId, { limit: 1 });
-        store.last.set(jobId, newest ?? null);
-        notify({ kind: "last", jobId });
-      } catch (error) {
-        if (error.status === 404) store.last.delete(jobId);
-      }
-    } while (entry.again);
-    pending.delete(jobId);
-  })();
-  pending.set(jobId, entry);
-  return entry.promise;
+}
+
+// ---- events --------------------------------------------------------------------
+
+const ENDED = new Set(["success", "failure", "cancelled", "unknown"]);
+
+/** The job's latest execution after an event about one of its executions. */
+function applyStatus(last, executionId, status) {
+  const now = new Date().toISOString();
+  if (!last || Number(executionId) > Number(last.execution_id)) {
+    // A new run: its record is made from the events (times as seen here).
+    return {
+      execution_id: String(executionId),
+      status,
+      created_at: now,
+      started_at: status === "running" ? now : null,
+      ended_at: ENDED.has(status) ? now : null,
+      result: null,
+    };
+  }
+  if (String(executionId) !== String(last.execution_id)) return null; // an older run
+  return {
+    ...last,
+    status,
+    started_at: last.started_at ?? (status === "running" ? now : null),
+    ended_at: ENDED.has(status) ? last.ended_at ?? now : null,
+  };
 }
 
 export function startStore() {
   onEvent((event) => {
-    const { job_id: jobId, execution_id: executionId, status } = event?.payload ?? {};
-    if (event?.id !== "job_execution_status_changed" || !jobId) return;
+    if (event?.id !== "job_execution_status_changed") return;
+    const { job_id: jobId, execution_id: executionId, status } = event.payload ?? {};
+    if (!jobId || executionId == null || !status) return;
+    if (!store.loaded) return;
     if (!store.byId.has(jobId)) {
       // A job this page has not seen yet (added since): the list is stale.
       loadJobs();
       return;
     }
-    // Show the new status at once; the full record (times, result) follows.
-    const last = store.last.get(jobId);
-    if (!last || Number(executionId) >= Number(last.execution_id)) {
-      const placeholder = last && last.execution_id === executionId ? { ...last, status }
-        : { execution_id: executionId, status, status_history: [{ timestamp: new Date().toISOString(), status }], result: null, input_values: {} };
-      store.last.set(jobId, placeholder);
-      notify({ kind: "last", jobId });
-    }
-    refreshLast(jobId);
+    const next = applyStatus(store.last.get(jobId), executionId, status);
+    if (!next) return;
+    store.last.set(jobId, next);
+    changed(jobId);
   });
   onResync(() => loadJobs());
+}
+
+// ---- what the views count --------------------------------------------------------
+
+/** "running" (queued or running), "failed" (failure or unknown) or null, for counts. */
+export function countedAs(last) {
+  const status = last?.status;
+  if (status === "running" || status === "created") return "running";
+  if (status === "failure" || status === "unknown") return "failed";
+  return null;
 }

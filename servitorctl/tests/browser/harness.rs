@@ -113,13 +113,25 @@ pub struct Servitor {
 
 impl Servitor {
     pub fn start(workdir: Workdir) -> Self {
-        let daemon = workdir.daemon().arg("--ui-root").arg(ui_root()).start();
+        Self::start_with_ui(workdir, &ui_root())
+    }
+
+    /// The same with another web UI than the repository's (an older one, to compare).
+    pub fn start_with_ui(workdir: Workdir, root: &Path) -> Self {
+        let daemon = workdir.daemon().arg("--ui-root").arg(root).start();
         let bridge = Bridge::start(workdir.path());
         Self {
             bridge,
             daemon,
             workdir,
         }
+    }
+
+    /// Restarts servitord on the same working directory, serving the UI at `root`.
+    #[allow(dead_code)] // used by the benchmark only
+    pub fn switch_ui(&mut self, root: &Path) {
+        self.daemon.terminate();
+        self.daemon = self.workdir.daemon().arg("--ui-root").arg(root).start();
     }
 
     /// `http://127.0.0.1:PORT/` + `path` (e.g. `#/job/demo/greet`).
@@ -423,6 +435,15 @@ impl Browser {
             vec![json!(dark)],
         )
         .await;
+    }
+
+    /// Sends a Chrome DevTools Protocol command; answers its result.
+    #[allow(dead_code)] // used by the benchmark only
+    pub async fn cdp(&self, cmd: &'static str, params: Json) -> Json {
+        self.client
+            .issue_cmd(Cdp { cmd, params })
+            .await
+            .unwrap_or_else(|e| panic!("the DevTools command {cmd} failed: {e}"))
     }
 
     /// Saves a screenshot as `target/ui-screenshots/<test>-<name>.png`; answers its path.
