@@ -39,6 +39,8 @@ pub struct Launch {
     pub workers: usize,
     /// `RUST_LOG` of the daemon.
     pub log_filter: String,
+    /// More command-line arguments (`--slurm-poll 1s`).
+    pub args: Vec<String>,
 }
 
 impl Launch {
@@ -58,6 +60,7 @@ impl Launch {
             .arg(workdir)
             .arg("--workers")
             .arg(self.workers.to_string())
+            .args(&self.args)
             .env("RUST_LOG", &self.log_filter)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -8,7 +8,9 @@
 //! cargo bench -p servitord --bench e2e -- --smoke          # tiny sizes, for CI (seconds)
 //! SERVITOR_BENCH_SMOKE=1 cargo bench -p servitord          # the same
 //! cargo bench -p servitord --bench e2e -- --markdown       # the tables also in Markdown
-//! cargo bench -p servitord --bench e2e -- --only runs,logs # groups: reads runs logs load scaling
+//! cargo bench -p servitord --bench e2e -- --only runs,logs # groups: reads runs logs load scaling slurm
+//! cargo bench -p servitord --bench e2e -- --tmpfs          # runs' folders on a tmpfs (root)
+//! cargo bench -p servitord --bench e2e -- --servitord PATH # another build (and --servitorctl PATH)
 //! cargo bench -p servitord --bench e2e -- --rust-log info  # the daemon's RUST_LOG (default warn)
 //! cargo bench -p servitord --bench e2e -- --keep           # keep target/bench-work/<pid>/
 //! ```
@@ -26,9 +28,12 @@ mod floor;
 mod load;
 mod logs;
 mod reads;
+mod reads_under_load;
 mod report;
 mod runs;
 mod scaling;
+mod slurm;
+mod tmpfs;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -62,6 +67,9 @@ pub struct Sizes {
     pub event_clients: usize,
     pub concurrency_scales: Vec<usize>,
     pub poster_scales: Vec<usize>,
+    /// Runs on the Slurm cluster: one at a time, then posted at once.
+    pub slurm_latency_runs: usize,
+    pub slurm_runs: usize,
 }
 
 impl Sizes {
@@ -86,6 +94,8 @@ impl Sizes {
             event_clients: 1000,
             concurrency_scales: vec![1, 4, 16, 64],
             poster_scales: vec![1, 4, 16],
+            slurm_latency_runs: 10,
+            slurm_runs: 200,
         }
     }
 
@@ -110,6 +120,8 @@ impl Sizes {
             event_clients: 8,
             concurrency_scales: vec![1, 4],
             poster_scales: vec![1, 4],
+            slurm_latency_runs: 2,
+            slurm_runs: 10,
         }
     }
 }
@@ -128,7 +140,7 @@ pub struct Bench {
     pub notes: Vec<String>,
 }
 
-const GROUPS: [&str; 5] = ["reads", "runs", "logs", "load", "scaling"];
+const GROUPS: [&str; 6] = ["reads", "runs", "logs", "load", "scaling", "slurm"];
 
 struct Options {
     smoke: bool,
@@ -136,6 +148,9 @@ struct Options {
     keep: bool,
     only: Vec<String>,
     rust_log: String,
+    tmpfs: bool,
+    servitord: Option<PathBuf>,
+    servitorctl: Option<PathBuf>,
 }
 
 impl Options {
@@ -146,6 +161,9 @@ impl Options {
             keep: false,
             only: GROUPS.map(str::to_owned).to_vec(),
             rust_log: "warn".into(),
+            tmpfs: false,
+            servitord: None,
+            servitorctl: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -168,6 +186,14 @@ impl Options {
                 "--rust-log" => {
                     options.rust_log = args.next().ok_or("--rust-log needs a filter")?
                 }
+                "--tmpfs" => options.tmpfs = true,
+                "--servitord" => {
+                    options.servitord = Some(args.next().ok_or("--servitord needs a path")?.into())
+                }
+                "--servitorctl" => {
+                    options.servitorctl =
+                        Some(args.next().ok_or("--servitorctl needs a path")?.into())
+                }
                 other => {
                     return Err(format!(
                         "unknown argument {other:?} (see benches/e2e/main.rs)"
@@ -188,15 +214,36 @@ fn main() -> ExitCode {
         }
     };
     let started = Instant::now();
-    let servitord = PathBuf::from(env!("CARGO_BIN_EXE_servitord"));
+    let servitord = options
+        .servitord
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_servitord")));
+    let servitorctl = options
+        .servitorctl
+        .clone()
+        .unwrap_or_else(|| servitord.with_file_name("servitorctl"));
+    if !servitord.is_file() {
+        eprintln!("e2e: no servitord at {}", servitord.display());
+        return ExitCode::from(2);
+    }
     // The bench runs as target/release/deps/e2e-<hash>.
     let target = std::env::current_exe()
         .ok()
         .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_owned()))
         .expect("the bench lies in target/<profile>/deps");
-    let work = target
-        .join("bench-work")
-        .join(std::process::id().to_string());
+    let pid = std::process::id().to_string();
+    let (work, tmpfs) = if options.tmpfs {
+        let point = target.join("bench-tmpfs").join(&pid);
+        match tmpfs::Tmpfs::mount(&point) {
+            Ok(mounted) => (point, Some(mounted)),
+            Err(e) => {
+                eprintln!("e2e: --tmpfs: cannot mount a tmpfs (root is needed): {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        (target.join("bench-work").join(&pid), None)
+    };
     let mut bench = Bench {
         sizes: if options.smoke {
             Sizes::smoke()
@@ -207,15 +254,17 @@ fn main() -> ExitCode {
             binary: servitord.clone(),
             workers: workers(),
             log_filter: options.rust_log.clone(),
+            args: Vec::new(),
         },
-        servitorctl: servitord.with_file_name("servitorctl"),
+        servitorctl,
         fixtures: target.join("bench-fixtures"),
         work: work.clone(),
         rows: Vec::new(),
         series: Vec::new(),
         notes: Vec::new(),
     };
-    let machine = machine(&target);
+    fs::create_dir_all(&work).expect("the work folder can be made");
+    let machine = machine(&servitord, &work);
     let load_before = load_average();
     eprintln!("{machine}");
 
@@ -242,6 +291,9 @@ fn main() -> ExitCode {
     if selected("scaling") {
         failed |= report_error("scaling", scaling::run(&mut bench));
     }
+    if selected("slurm") {
+        failed |= report_error("slurm", slurm::run(&mut bench));
+    }
 
     let title = format!(
         "servitord end-to-end benchmark{} — {machine}; load average {load_before} before, {} after; {:.0} s",
@@ -258,7 +310,11 @@ fn main() -> ExitCode {
         println!("\n{}", render(&bench, &title, true));
     }
 
-    if !options.keep {
+    if let (true, Some(mounted)) = (options.keep, tmpfs) {
+        // Left mounted, to look at.
+        std::mem::forget(mounted);
+        eprintln!("e2e: --keep: the tmpfs stays mounted on {}", work.display());
+    } else if !options.keep && !options.tmpfs {
         // After every measurement, and not waited for: removing the ~100 000 files of a
         // full run takes minutes on this file system. `rm` ends by itself.
         let removal = std::process::Command::new("rm")
@@ -308,8 +364,9 @@ fn workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
 }
 
-/// `2 × Intel Xeon ..., Linux 6.1, ext4`: what the figures were measured on.
-fn machine(target: &Path) -> String {
+/// `2 × Intel Xeon ..., Linux 6.1, ext4`: what the figures were measured on, and
+/// which servitord when it is not this build's.
+fn machine(servitord: &Path, work: &Path) -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
@@ -318,10 +375,15 @@ fn machine(target: &Path) -> String {
         .and_then(|rest| rest.split_once(':'))
         .map_or("unknown CPU", |(_, model)| model.trim());
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let binary = if servitord == Path::new(env!("CARGO_BIN_EXE_servitord")) {
+        String::new()
+    } else {
+        format!(", servitord {}", servitord.display())
+    };
     format!(
-        "{cpus} × {model}, Linux {}, {} (target/)",
+        "{cpus} × {model}, Linux {}, runs' folders on {}{binary}",
         kernel.trim(),
-        file_system(target)
+        file_system(work)
     )
 }
 
