@@ -17,6 +17,7 @@ use crate::observe::log_follow::{Follow, LogWatcher};
 use crate::observe::metrics::Metrics;
 use crate::runs::Runs;
 use crate::runs::hooks::Hooks;
+use crate::runs::schedules::Schedules;
 use crate::state::{History, Store, Workdir};
 
 pub struct App {
@@ -28,6 +29,7 @@ pub struct App {
     logs: LogWatcher,
     metrics: Arc<Metrics>,
     hooks: Arc<Hooks>,
+    schedules: Arc<Schedules>,
     /// The web UI's folder (`SERVITOR_UI_ROOT`); no UI when unset.
     ui_root: Option<PathBuf>,
     workers: usize,
@@ -58,6 +60,7 @@ impl App {
             config.slurm,
         ));
         Ok(Self {
+            schedules: Arc::new(Schedules::load(&workdir, config.fsync)),
             logs: LogWatcher::start()?,
             history: History::new(store),
             ui_root: config.ui_root.clone(),
@@ -99,6 +102,19 @@ impl App {
     }
 
     pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The jobs' schedules: next fire times, pause and resume.
+    pub fn schedules(&self) -> &Arc<Schedules> {
+        &self.schedules
+    }
+
+    pub fn catalog_shared(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    pub fn metrics_shared(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 

@@ -119,6 +119,17 @@ pub async fn run(
             let gate = recovered.drop_guard();
             let adopted = runs::recover(app.runs()).await;
             drop(gate);
+            tokio::spawn(runs::retries::run(
+                Arc::clone(app.runs()),
+                app.shutdown().clone(),
+            ));
+            // After recovery: what a fire queues goes behind the runs left queued.
+            tokio::spawn(Arc::clone(app.schedules()).run(
+                Arc::clone(app.runs()),
+                Arc::clone(app.catalog_shared()),
+                Arc::clone(app.metrics_shared()),
+                app.shutdown().clone(),
+            ));
             app.set_ready();
             tracing::info!("ready: history loaded, workers up");
             adopted

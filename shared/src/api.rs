@@ -10,6 +10,9 @@ pub const EXECUTIONS_GET: &str = "/api/jobs/executions/get";
 pub const EXECUTIONS_CANCEL: &str = "/api/jobs/executions/cancel";
 pub const EXECUTIONS_LOGS_GET: &str = "/api/jobs/executions/logs/get";
 pub const EVENTS: &str = "/api/events";
+/// Added by Servitor: stop a job's schedule from firing, and let it fire again.
+pub const SCHEDULE_PAUSE: &str = "/api/jobs/schedule/pause";
+pub const SCHEDULE_RESUME: &str = "/api/jobs/schedule/resume";
 /// Added by Servitor: readiness and a summary (`Health`).
 pub const HEALTH: &str = "/api/health";
 /// Added by Servitor: Prometheus metrics.

@@ -32,3 +32,6 @@ pub const EXIT_CODE: &str = "SERVITOR_EXIT_CODE";
 pub const MESSAGE: &str = "SERVITOR_MESSAGE";
 pub const DURATION: &str = "SERVITOR_DURATION";
 pub const LOG: &str = "SERVITOR_LOG";
+/// Given to hooks: `1` for a failure that the job's `retry` setting retries, `0`
+/// otherwise (the run's end is final).
+pub const WILL_RETRY: &str = "SERVITOR_WILL_RETRY";

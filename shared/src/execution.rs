@@ -115,6 +115,59 @@ pub struct Execution {
     pub slurm: Option<SlurmPlacement>,
 }
 
+/// An execution as the API answers it: its fields, then what made the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionWithTrigger {
+    #[serde(flatten)]
+    pub execution: Execution,
+    #[serde(flatten)]
+    pub trigger: RunTrigger,
+}
+
+/// What made a run (additive fields of an execution).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunTrigger {
+    /// `api` for a client's request, also for every run recorded before triggers
+    /// were (and every run of the old tool); `schedule`; `retry`.
+    #[serde(default)]
+    pub trigger: Trigger,
+    /// For a retry: the execution it retries (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
+    /// For a retry: its number, 1 for the first (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+}
+
+/// What kind of thing made a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// A request to `/api/jobs/run` (`servitorctl run`).
+    #[default]
+    Api,
+    /// The job's `schedule` fired.
+    Schedule,
+    /// The job's `retry` setting, after a run ended as `failure`.
+    Retry,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Schedule => "schedule",
+            Self::Retry => "retry",
+        }
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A run's job on a Slurm cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlurmPlacement {

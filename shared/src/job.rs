@@ -23,6 +23,24 @@ pub struct Job {
     /// gives an overview of every job).
     #[serde(default)]
     pub last_execution: Option<LastExecution>,
+    /// When the job's schedule fires next, RFC 3339; `null` when it has no schedule
+    /// or is paused (additive; servitord gives it on every job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<String>,
+    /// The job's schedule (additive; absent when it has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<JobSchedule>,
+}
+
+/// A scheduled job's schedule, as the API describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSchedule {
+    /// In words: "At 02:30", several joined with "; ".
+    pub description: String,
+    /// The IANA zone it is read in ("local" for a system zone without a name).
+    pub timezone: String,
+    /// Paused through the API (`/api/jobs/schedule/pause`): it does not fire.
+    pub paused: bool,
 }
 
 /// The newest execution of a job, in short, as `GET /api/jobs/get_list` and `get` give it.

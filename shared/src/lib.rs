@@ -15,9 +15,10 @@ mod settings;
 
 pub use event::Event;
 pub use execution::{
-    Execution, ExecutionStatus, InputValues, Peer, RunResult, SlurmPlacement, StatusChange,
+    Execution, ExecutionStatus, ExecutionWithTrigger, InputValues, Peer, RunResult, RunTrigger,
+    SlurmPlacement, StatusChange, Trigger,
 };
-pub use job::{InputSpec, Job, LastExecution};
+pub use job::{InputSpec, Job, JobSchedule, LastExecution};
 pub use settings::{
     CatchUp, CronSchedule, Executor, JobSettings, OnBusy, Retention, Retry, SlurmSettings,
 };

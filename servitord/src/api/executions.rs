@@ -99,7 +99,7 @@ pub async fn logs(State(app): State<Arc<App>>, params: Params) -> Result<Respons
         .follow(&run)
         .ok_or_else(|| unknown_execution(&run))?;
     // A run on a cluster writes its log from another machine.
-    let remote = execution.slurm.is_some()
+    let remote = execution.execution.slurm.is_some()
         || job
             .settings()
             .is_ok_and(|settings| settings.executor != ExecutorChoice::Local);

@@ -1,12 +1,13 @@
 //! `/api/jobs/*`: the job list, one job, and starting a run.
 
+use std::io::Write;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
 use servitor_shared::InputValues;
-use servitor_shared::api::{PARAM_INPUT_VALUE_PREFIX, RunAccepted, STATUS_SUCCESS};
+use servitor_shared::api::{Acknowledged, PARAM_INPUT_VALUE_PREFIX, RunAccepted, STATUS_SUCCESS};
 
 use super::body::IgnoredBody;
 use super::params::Params;
@@ -14,6 +15,7 @@ use super::{ApiError, Caller, find_job, json, json_bytes};
 use crate::app::App;
 use crate::jobs::catalog::Entry;
 use crate::runs::SubmitError;
+use crate::state::files::Origin;
 
 /// Every job with its newest execution, in one answer.
 pub async fn list(State(app): State<Arc<App>>) -> Response {
@@ -37,20 +39,67 @@ async fn with_last_executions(
 ) -> Bytes {
     let jobs = entries.iter().map(|entry| entry.file.id.clone()).collect();
     let lasts = app.history().last_executions_json(jobs).await;
+    let schedules =
+        (app.schedules().scheduler()).states(entries.iter().map(|entry| entry.file.id.as_str()));
     let size: usize = entries.iter().map(|e| e.json_head.len()).sum::<usize>()
         + lasts.iter().map(Bytes::len).sum::<usize>();
     let mut body = Vec::with_capacity(size + entries.len() * 2 + open.len() + close.len());
     body.extend_from_slice(open);
-    for (at, (entry, last)) in entries.iter().zip(&lasts).enumerate() {
+    for (at, ((entry, last), (next, paused))) in
+        entries.iter().zip(&lasts).zip(schedules).enumerate()
+    {
         if at > 0 {
             body.push(b',');
         }
         body.extend_from_slice(&entry.json_head);
         body.extend_from_slice(last);
+        body.extend_from_slice(b",\"next_run\":");
+        match (next, &entry.schedule_head) {
+            // Fire times are whole seconds: RFC 3339 without a fraction.
+            (Some(next), Some(_)) => {
+                let _ = write!(body, "\"{next}\"");
+            }
+            _ => body.extend_from_slice(b"null"),
+        }
+        if let Some(schedule) = &entry.schedule_head {
+            body.extend_from_slice(schedule);
+            body.extend_from_slice(if paused { b"true}" } else { b"false}" });
+        }
         body.push(b'}');
     }
     body.extend_from_slice(close);
     body.into()
+}
+
+/// `POST /api/jobs/schedule/pause`: the job's schedule stops firing, across restarts
+/// too, until resumed. A job without a schedule may be paused: it stays paused when it
+/// gets one.
+pub async fn pause(State(app): State<Arc<App>>, params: Params) -> Result<Response, ApiError> {
+    set_paused(&app, &params, true).await
+}
+
+/// `POST /api/jobs/schedule/resume`: the job's schedule fires again from its next fire
+/// time on; those missed while paused are not made up. Resuming a job that is not
+/// paused changes nothing.
+pub async fn resume(State(app): State<Arc<App>>, params: Params) -> Result<Response, ApiError> {
+    set_paused(&app, &params, false).await
+}
+
+async fn set_paused(app: &App, params: &Params, paused: bool) -> Result<Response, ApiError> {
+    let job = find_job(app, params).await?;
+    let schedules = Arc::clone(app.schedules());
+    // Saving the state writes a file.
+    tokio::task::spawn_blocking(move || {
+        let job = job.file.id.as_str();
+        match paused {
+            true => schedules.pause(job),
+            false => schedules.resume(job),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("saving the schedules failed: {e}")))?
+    .map_err(|e| ApiError::Internal(format!("cannot save the schedules' state: {e}")))?;
+    Ok(json(&Acknowledged::success()))
 }
 
 /// Records a run as `created` and queues it (see `Runs::submit`).
@@ -67,7 +116,7 @@ pub async fn run(
         .collect();
     let runs = Arc::clone(app.runs());
     // Recording a run makes its folder and files.
-    let run = tokio::task::spawn_blocking(move || runs.submit(&job, given, peer))
+    let run = tokio::task::spawn_blocking(move || runs.submit(&job, given, peer, Origin::Api))
         .await
         .map_err(|e| ApiError::Internal(format!("recording a run failed: {e}")))?
         .map_err(|e| match e {

@@ -36,6 +36,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route(api::JOBS_GET_LIST, get(jobs::list).fallback(only_get))
         .route(api::JOBS_GET, get(jobs::get).fallback(only_get))
         .route(api::JOBS_RUN, post(jobs::run).fallback(only_post))
+        .route(api::SCHEDULE_PAUSE, post(jobs::pause).fallback(only_post))
+        .route(api::SCHEDULE_RESUME, post(jobs::resume).fallback(only_post))
         .route(
             api::EXECUTIONS_GET_LIST,
             get(executions::list).fallback(only_get),
@@ -76,10 +78,12 @@ async fn count_requests(State(app): State<Arc<App>>, request: Request, next: Nex
 
 /// The API's routes, as metrics labels. Every route of `router` is here, and described
 /// in `openapi.json` (a test of `openapi` checks it).
-const ROUTES: [&str; 11] = [
+const ROUTES: [&str; 13] = [
     api::JOBS_GET_LIST,
     api::JOBS_GET,
     api::JOBS_RUN,
+    api::SCHEDULE_PAUSE,
+    api::SCHEDULE_RESUME,
     api::EXECUTIONS_GET_LIST,
     api::EXECUTIONS_GET,
     api::EXECUTIONS_CANCEL,

@@ -47,6 +47,13 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
             .into_iter()
             .map(|(job, success, failure)| (job.to_string(), seconds(success), seconds(failure)))
             .collect(),
+        next_runs: app
+            .schedules()
+            .scheduler()
+            .next_runs()
+            .into_iter()
+            .map(|(job, at)| (job, at.as_microsecond() as f64 / 1e6))
+            .collect(),
     };
     (
         [(header::CONTENT_TYPE, crate::observe::metrics::CONTENT_TYPE)],

@@ -11,16 +11,20 @@
 
 use std::collections::HashMap;
 use std::fs::{self, Metadata};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use servitor_shared::{InputSpec, Job, JobSettings, inputs};
+use servitor_shared::{InputSpec, Job, JobSchedule, JobSettings, inputs};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 use super::config_watch::ConfigWatch;
 use super::id::{IdError, JobId};
+use super::schedule::Schedule;
 use super::settings::{self, Settings, SettingsError};
 
 /// Folders deeper than this are not searched (a guard against symlink mazes).
@@ -55,6 +59,9 @@ pub struct Entry {
     /// JSON up to its last field's value: `{"job_id":...,"last_execution":`, so that
     /// answers listing many jobs only append each job's newest execution.
     pub json_head: Bytes,
+    /// For a scheduled job, its `schedule` field up to the value of `paused`:
+    /// `,"schedule":{"description":...,"timezone":...,"paused":`.
+    pub schedule_head: Option<Bytes>,
 }
 
 /// A discovered job.
@@ -178,6 +185,27 @@ impl Catalog {
         &self.jobs_dir
     }
 
+    /// Waits until something under `config/jobs` may have changed since the last scan,
+    /// without scanning; `None` without inotify (nothing tells of changes then). For a
+    /// task that reacts to edits, as the scheduler does: it asks for a `snapshot` next.
+    pub async fn wait_for_change(&self, ready: &mut Option<AsyncFd<OwnedFd>>) -> Option<()> {
+        if ready.is_none() {
+            let fd = self
+                .cache
+                .lock()
+                .await
+                .watch
+                .as_ref()?
+                .readiness_fd()
+                .ok()?;
+            *ready = Some(register(fd).ok()?);
+        }
+        let mut guard = ready.as_ref()?.readable().await.ok()?;
+        // Cleared before the scan takes the events: one arriving after it wakes us again.
+        guard.clear_ready();
+        Some(())
+    }
+
     /// The catalog as it is now: rescanned first, off the async threads, when
     /// something under `config/jobs` changed since the last scan.
     pub async fn snapshot(&self) -> Arc<Snapshot> {
@@ -278,16 +306,24 @@ impl Scanner {
                 .unwrap_or_else(|_| JobSettings::default()),
             error: broken.as_ref().map(ToString::to_string),
             last_execution: None,
+            next_run: None,
+            schedule: None,
         };
         let run = match (spec, settings, broken) {
             (Ok(spec), Ok((_, checked)), None) => Ok((spec, checked)),
             (_, _, broken) => Err(broken.expect("a spec or settings error")),
         };
         let json_head = json_head(&job);
+        let schedule_head = run
+            .as_ref()
+            .ok()
+            .and_then(|(_, settings)| settings.schedule.as_ref())
+            .map(schedule_head);
         Entry {
             file,
             run,
             json_head,
+            schedule_head,
         }
     }
 }
@@ -295,6 +331,11 @@ impl Scanner {
 impl Snapshot {
     pub fn get(&self, id: &JobId) -> Option<Arc<Entry>> {
         self.index.get(id).map(|at| Arc::clone(&self.entries[*at]))
+    }
+
+    /// The job whose id is `id`, written out.
+    pub fn get_by_name(&self, id: &str) -> Option<Arc<Entry>> {
+        self.get(&JobId::parse(id).ok()?)
     }
 }
 
@@ -365,6 +406,29 @@ fn json_head(job: &Job) -> Bytes {
         .strip_suffix(b"null}")
         .expect("a job's JSON ends with its last_execution, null here");
     Bytes::copy_from_slice(head)
+}
+
+/// Registers the inotify queue's fd with the runtime, to wait until it is readable.
+/// `with_interest` is deprecated because a caller could close a borrowed fd while it is
+/// registered; an `OwnedFd` moved into the `AsyncFd` cannot be, so this is the sound
+/// use (its replacement is `unsafe`, which this crate forbids).
+#[allow(deprecated)]
+fn register(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
+    AsyncFd::with_interest(fd, Interest::READABLE)
+}
+
+/// A schedule's JSON up to the value of `paused`, known only when asked.
+fn schedule_head(schedule: &Schedule) -> Bytes {
+    let described = JobSchedule {
+        description: schedule.describe(),
+        timezone: schedule.zone_name().to_owned(),
+        paused: false,
+    };
+    let json = serde_json::to_vec(&described).expect("a schedule serializes");
+    let fields = json
+        .strip_suffix(b"false}")
+        .expect("a schedule's JSON ends with paused");
+    Bytes::from([&b",\"schedule\":"[..], fields].concat())
 }
 
 fn identity(meta: &Metadata) -> (u64, u64) {

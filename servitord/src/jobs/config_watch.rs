@@ -4,6 +4,7 @@
 //! tells exactly whether what was read before is still true.
 
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use inotify::{Inotify, WatchMask};
@@ -38,6 +39,12 @@ impl ConfigWatch {
         if let Err(e) = self.inotify.watches().add(dir, mask()) {
             tracing::debug!(dir = %dir.display(), "cannot watch: {e}");
         }
+    }
+
+    /// A second handle on the queue, to wait until it holds events (it turns readable)
+    /// without taking them: taking them stays `changed`'s job.
+    pub fn readiness_fd(&self) -> io::Result<OwnedFd> {
+        self.inotify.as_fd().try_clone_to_owned()
     }
 
     /// Whether anything changed since the last call (an overflowed or failing queue

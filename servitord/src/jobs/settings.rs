@@ -31,9 +31,7 @@ pub struct Settings {
     pub retention: Option<Retention>,
     pub env: IndexMap<String, String>,
     /// When the daemon runs the job on its own; `None`: only when asked.
-    #[allow(dead_code)] // Read once the run lifecycle wires schedules in.
     pub schedule: Option<Schedule>,
-    #[allow(dead_code)] // Read once the run lifecycle wires retries in.
     pub retry: RetryPolicy,
     /// Where its runs go.
     pub executor: ExecutorChoice,

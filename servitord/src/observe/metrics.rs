@@ -72,6 +72,9 @@ pub struct Metrics {
     event_clients: Gauge,
     log_followers: Gauge,
     slurm_polls: Counter,
+    next_run: Family<Job, Seconds>,
+    fires_skipped: Family<Job, Counter>,
+    retries: Family<Job, Counter>,
     /// The `squeue` calls counted so far.
     slurm_polls_seen: AtomicU64,
     /// One scrape at a time: a scrape sets the gauges, then encodes them.
@@ -89,6 +92,8 @@ pub struct Gauges {
     pub uptime: Duration,
     /// Per job: when it last succeeded and last failed, as Unix seconds.
     pub last_ends: Vec<(String, Option<f64>, Option<f64>)>,
+    /// Per scheduled job that is not paused: its next fire time, as Unix seconds.
+    pub next_runs: Vec<(String, f64)>,
 }
 
 impl Default for Metrics {
@@ -116,6 +121,9 @@ impl Default for Metrics {
             event_clients: Gauge::default(),
             log_followers: Gauge::default(),
             slurm_polls: Counter::default(),
+            next_run: Family::default(),
+            fires_skipped: Family::default(),
+            retries: Family::default(),
             slurm_polls_seen: AtomicU64::new(0),
             scraping: Mutex::default(),
             registry: Registry::default(),
@@ -181,6 +189,21 @@ impl Default for Metrics {
             "squeue calls that listed the runs on a Slurm cluster",
             metrics.slurm_polls.clone(),
         );
+        r.register(
+            "servitor_schedule_next_run_timestamp_seconds",
+            "When the job's schedule fires next (Unix time), for scheduled jobs not paused",
+            metrics.next_run.clone(),
+        );
+        r.register(
+            "servitor_schedule_fires_skipped",
+            "Schedule fires that made no run because the job was busy (on_busy: skip)",
+            metrics.fires_skipped.clone(),
+        );
+        r.register(
+            "servitor_retries",
+            "Retries of failed runs made, by job",
+            metrics.retries.clone(),
+        );
         Self {
             registry,
             ..metrics
@@ -220,6 +243,16 @@ impl Metrics {
         }
     }
 
+    /// A schedule fire of `job` found it busy and was skipped.
+    pub fn fire_skipped(&self, job: &str) {
+        self.fires_skipped.get_or_create(&job_label(job)).inc();
+    }
+
+    /// A retry of a failed run of `job` was made.
+    pub fn retried(&self, job: &str) {
+        self.retries.get_or_create(&job_label(job)).inc();
+    }
+
     pub fn request(&self, route: &'static str, code: u16) {
         self.requests.get_or_create(&Request { route, code }).inc();
     }
@@ -242,6 +275,11 @@ impl Metrics {
                     family.get_or_create(&job_label(job)).set(*time);
                 }
             }
+        }
+        // Jobs unscheduled or paused since the last scrape lose theirs.
+        self.next_run.clear();
+        for (job, at) in &gauges.next_runs {
+            self.next_run.get_or_create(&job_label(job)).set(*at);
         }
         let mut out = String::with_capacity(4096);
         // Writing to a String cannot fail.
@@ -284,6 +322,7 @@ mod tests {
             slurm_polls: 7,
             uptime: Duration::from_secs(5),
             last_ends: vec![("a/b".into(), Some(1_700_000_000.5), None)],
+            next_runs: vec![("a/b".into(), 1_800_000_000.0)],
         });
         for line in [
             "servitor_runs_started_total{job=\"a/b\",executor=\"local\"} 1",
@@ -296,6 +335,7 @@ mod tests {
             "servitor_last_success_timestamp_seconds{job=\"a/b\"} 1700000000.5",
             "servitor_api_requests_total{route=\"/api/jobs/run\",code=\"200\"} 1",
             "servitor_log_followers 4",
+            "servitor_schedule_next_run_timestamp_seconds{job=\"a/b\"} 1800000000.0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

@@ -53,6 +53,8 @@ pub struct Ended {
     /// How long its process ran; `None` when it never started.
     pub ran: Option<Duration>,
     pub log: PathBuf,
+    /// A failure that the job's `retry` setting retries: not the final word.
+    pub will_retry: bool,
 }
 
 impl Hooks {
@@ -151,6 +153,7 @@ impl Hooks {
                         .unwrap_or_default(),
                 )
                 .env(env::LOG, &run.log)
+                .env(env::WILL_RETRY, if run.will_retry { "1" } else { "0" })
                 .spawn()
         });
         let mut child = match spawned {

@@ -22,25 +22,28 @@
 //! touch the disk: they are called from worker threads or the blocking pool, never
 //! from the API's async threads.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use servitor_shared::inputs::{self, SECRET_MASK};
 use servitor_shared::{Event, ExecutionStatus, InputValues, OnBusy, Peer, RunResult, env};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::executor::{Executors, Launch, Placement, Process, Progress, SlurmConfig, Stop};
 use super::hooks::{Ended, Hooks};
 use super::outcome::{self, Ending, StopReason};
 use super::queue::{Busy, Cancelled, Lane, RunQueue, Ticket};
+use super::retries::PendingRetry;
 use crate::jobs::catalog::{Broken, Catalog, Entry};
 use crate::jobs::id::{JobId, RunId};
+use crate::jobs::schedule::RetryPolicy;
 use crate::jobs::settings::{ExecutorChoice, Settings};
 use crate::observe::events::EventBus;
 use crate::observe::metrics::Metrics;
 use crate::observe::statuses::Statuses;
 use crate::signal::Signal;
+use crate::state::files::Origin;
 use crate::state::{Store, Workdir, retention};
 
 /// The run lifecycle and what it drives.
@@ -54,6 +57,9 @@ pub struct Runs {
     bus: EventBus,
     metrics: Arc<Metrics>,
     hooks: Arc<Hooks>,
+    /// Retries to make once their delay has passed (`retries::run` makes them).
+    retries: mpsc::UnboundedSender<PendingRetry>,
+    retries_to_make: Mutex<Option<mpsc::UnboundedReceiver<PendingRetry>>>,
 }
 
 /// Why a run was not created.
@@ -99,7 +105,10 @@ impl Runs {
         hooks: Arc<Hooks>,
         slurm: SlurmConfig,
     ) -> Self {
+        let (retries, retries_to_make) = mpsc::unbounded_channel();
         Self {
+            retries,
+            retries_to_make: Mutex::new(Some(retries_to_make)),
             executors: Executors::new(workdir.root(), slurm),
             workdir,
             catalog,
@@ -117,11 +126,13 @@ impl Runs {
     /// and inputs the spec does not name dropped, as the old tool did; none may set a
     /// `SERVITOR_*` variable. Secret values reach the job but are stored masked.
     /// Touches the disk.
+    /// `origin` says what made it: a request (`Api`), or servitord itself.
     pub fn submit(
         &self,
         job: &Entry,
         given: InputValues,
         by: Option<Peer>,
+        origin: Origin,
     ) -> Result<RunId, SubmitError> {
         let id = &job.file.id;
         if let Some(key) = given.keys().find(|k| k.starts_with(env::RESERVED_PREFIX)) {
@@ -157,7 +168,7 @@ impl Runs {
             };
         let run = self
             .store
-            .create(id, stored, by)
+            .create(id, stored, by, origin)
             .map_err(|source| SubmitError::Unrecorded {
                 job: id.clone(),
                 source,
@@ -172,7 +183,7 @@ impl Runs {
             Some(reservation) => reservation.queue(ticket),
             None => self.queue.push(ticket),
         }
-        tracing::info!(%run, by = ?by, "run queued");
+        tracing::info!(%run, by = ?by, ?origin, "run queued");
         Ok(run)
     }
 
@@ -272,7 +283,10 @@ impl Runs {
             Ok(process) => process,
             Err(e) => {
                 tracing::warn!(%run, "could not start: {e}");
-                return self.end_unstarted(run, ExecutionStatus::Failure, &e.to_string());
+                // A start that failed (a full cluster, say) is a failure to retry.
+                let ended = outcome::unstarted(ExecutionStatus::Failure, e.to_string());
+                let retry = Some((&settings, &ticket.secrets));
+                return self.end(run, (ended, "none"), None, retry);
             }
         };
         tracing::info!(%run, process = %process.describe(), "run started");
@@ -285,7 +299,10 @@ impl Runs {
                 stop_of(&settings),
             )
             .await;
-        self.end_watched(run, ending, Some(started.elapsed()), Some(&settings));
+        let ran = Some(started.elapsed());
+        let ended = self.ended_of(run, ending, ran);
+        let retry = Some((&settings, &ticket.secrets));
+        self.end(run, ended, ran, retry);
     }
 
     /// What the executor needs to start a run.
@@ -376,13 +393,19 @@ impl Runs {
     }
 
     /// Ends a run whose process ran: its status and result follow from how it ended.
-    pub(super) fn end_watched(
+    /// Not retried: a run re-found after a restart (its settings then are not known).
+    pub(super) fn end_watched(&self, run: &RunId, ending: Ending, ran: Option<Duration>) {
+        let ended = self.ended_of(run, ending, ran);
+        self.end(run, ended, ran, None);
+    }
+
+    /// How a run whose process ran ended, and on which executor.
+    fn ended_of(
         &self,
         run: &RunId,
         ending: Ending,
         ran: Option<Duration>,
-        settings: Option<&Settings>,
-    ) {
+    ) -> ((ExecutionStatus, RunResult), &'static str) {
         let (status, result) = outcome::of(&ending);
         tracing::info!(
             %run,
@@ -391,27 +414,28 @@ impl Runs {
             duration_ms = ran.map(|ran| ran.as_millis() as u64),
             "run finished"
         );
-        self.end(run, (status, result), ending.executor, ran, settings);
+        ((status, result), ending.executor)
     }
 
     /// Ends a run that never started (cancelled while queued, could not start, lost).
     pub(super) fn end_unstarted(&self, run: &RunId, status: ExecutionStatus, message: &str) {
         let ended = outcome::unstarted(status, message.to_owned());
-        self.end(run, ended, "none", None, None);
+        self.end(run, (ended, "none"), None, None);
     }
 
     /// Ends a run: every end of a run comes through here. `executor` ran it (`none`:
     /// it never started). Records the result, then the
     /// terminal status (so whoever reacts to it finds the result), announces it, counts
-    /// it, tells the hooks, frees the run's place, and prunes old executions as the
-    /// job's retention says. `ran` is how long its process ran, if it started.
+    /// it, tells the hooks, frees the run's place, prunes old executions as the
+    /// job's retention says, and plans a retry of a failure as its `retry` says.
+    /// `ran` is how long its process ran, if it started; `settings` are those it ran
+    /// with, and `secrets` its secret inputs (for a retry), when known.
     fn end(
         &self,
         run: &RunId,
-        (status, result): (ExecutionStatus, RunResult),
-        executor: &'static str,
+        ((status, result), executor): ((ExecutionStatus, RunResult), &'static str),
         ran: Option<Duration>,
-        settings: Option<&Settings>,
+        settings: Option<(&Settings, &InputValues)>,
     ) {
         if let Err(e) = self.store.finish(run, status, result.clone()) {
             tracing::error!(%run, "cannot save the end of the run: {e}");
@@ -419,15 +443,22 @@ impl Runs {
         self.announce(run, status);
         self.metrics
             .run_finished(run.job.as_str(), executor, status, ran);
+        let retry = match (status, settings) {
+            (ExecutionStatus::Failure, Some((settings, secrets))) => {
+                self.plan_retry(run, settings.retry, secrets)
+            }
+            _ => None,
+        };
         self.hooks.run_ended(Ended {
             run: run.clone(),
             status,
             result,
             ran,
             log: self.workdir.log_path(run),
+            will_retry: retry.is_some(),
         });
         self.queue.done(run);
-        if let Some(policy) = settings.and_then(|s| s.retention) {
+        if let Some(policy) = settings.and_then(|(s, _)| s.retention) {
             let removed = self
                 .store
                 .remove_expired(&run.job, policy, jiff::Timestamp::now());
@@ -436,6 +467,47 @@ impl Runs {
                 retention::delete_in_background(removed);
             }
         }
+        if let Some(retry) = retry {
+            tracing::info!(%run, delay = ?retry.delay, attempt = ?retry.origin, "failed: a retry follows");
+            // Only fails once the daemon stops: then no retry is made anyway.
+            let _ = self.retries.send(retry);
+        }
+    }
+
+    /// The retry that follows a failure of `run`, if `policy` allows one more: with
+    /// the same inputs, secret ones included (kept in memory only).
+    fn plan_retry(
+        &self,
+        run: &RunId,
+        policy: RetryPolicy,
+        secrets: &InputValues,
+    ) -> Option<PendingRetry> {
+        let done = match self.store.origin(run) {
+            Origin::Retry { attempt, .. } => attempt,
+            Origin::Api | Origin::Schedule => 0,
+        };
+        let delay = policy.next_retry(done)?;
+        let mut inputs = self.store.inputs(run);
+        inputs.extend(secrets.clone());
+        Some(PendingRetry {
+            of: run.clone(),
+            origin: Origin::Retry {
+                of: run.execution,
+                attempt: done + 1,
+            },
+            delay,
+            inputs,
+        })
+    }
+
+    /// The retries to make, for the one task that makes them (`None` after the first call).
+    pub fn take_retries(&self) -> Option<mpsc::UnboundedReceiver<PendingRetry>> {
+        crate::sync::lock(&self.retries_to_make).take()
+    }
+
+    /// Counts a retry made.
+    pub(super) fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The run's status now and as it changes, for a log follower; `None` for an

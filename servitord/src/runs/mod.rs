@@ -8,8 +8,9 @@ mod lifecycle;
 mod outcome;
 mod queue;
 mod recovery;
-#[allow(dead_code)] // The run lifecycle wires it in.
+pub mod retries;
 pub mod scheduler;
+pub mod schedules;
 pub mod workers;
 
 pub use lifecycle::{CancelError, Runs, SubmitError};

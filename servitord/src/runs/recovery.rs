@@ -105,7 +105,7 @@ pub async fn recover(runs: &Arc<Runs>) -> JoinSet<()> {
                         .await;
                     tracing::info!(%run, "re-adopted run finished");
                     let _ = tokio::task::spawn_blocking(move || {
-                        runs.end_watched(&run, ending, None, None);
+                        runs.end_watched(&run, ending, None);
                     })
                     .await;
                 });

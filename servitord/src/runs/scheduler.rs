@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::jobs::schedule::Schedule;
+use crate::state::schedules::SavedSchedules;
 
 /// The longest sleep: how late a fire can be after the wall clock jumps forward.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
@@ -168,17 +169,61 @@ impl Scheduler {
 
     /// The job's next fire time; `None` when it has no schedule, is paused, or will
     /// not fire again.
+    #[cfg(test)]
     pub fn next_run(&self, job: &str) -> Option<Timestamp> {
         self.lock().jobs.get(job).and_then(|entry| entry.next)
     }
 
+    #[cfg(test)]
     pub fn is_paused(&self, job: &str) -> bool {
         self.lock().jobs.get(job).is_some_and(|entry| entry.paused)
     }
 
     /// The latest fire time handed out for the job (or given at start).
+    #[cfg(test)]
     pub fn last_fire(&self, job: &str) -> Option<Timestamp> {
         self.lock().jobs.get(job).and_then(|entry| entry.last_fire)
+    }
+
+    /// For each of `jobs`: its next fire time and whether it is paused, under one lock
+    /// (a job list asks for thousands).
+    pub fn states<'a>(
+        &self,
+        jobs: impl Iterator<Item = &'a str>,
+    ) -> Vec<(Option<Timestamp>, bool)> {
+        let state = self.lock();
+        jobs.map(|job| {
+            state
+                .jobs
+                .get(job)
+                .map_or((None, false), |entry| (entry.next, entry.paused))
+        })
+        .collect()
+    }
+
+    /// Every job's next fire time, for monitoring.
+    pub fn next_runs(&self) -> Vec<(String, Timestamp)> {
+        let state = self.lock();
+        state
+            .timeline
+            .iter()
+            .map(|(at, job)| (job.clone(), *at))
+            .collect()
+    }
+
+    /// What a restart needs: each job's last fire time, and the paused jobs.
+    pub fn saved(&self) -> SavedSchedules {
+        let state = self.lock();
+        let mut saved = SavedSchedules::default();
+        for (job, entry) in &state.jobs {
+            if let Some(last) = entry.last_fire {
+                saved.last_fires.insert(job.clone(), last);
+            }
+            if entry.paused {
+                saved.paused.insert(job.clone());
+            }
+        }
+        saved
     }
 
     /// Hands each fire to `on_fire` when it is due, until `shutdown`. `on_fire` runs

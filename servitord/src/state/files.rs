@@ -30,6 +30,8 @@ pub const AUDIT_LOG: &str = "audit.tsv";
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Audit {
     pub triggered_by: Option<Peer>,
+    /// What made the run: an API request unless a line says otherwise.
+    pub origin: Origin,
     pub cancelled_by: Option<Peer>,
     /// servitord was about to start the run's process: it may have run, even when no
     /// `running` status followed (a crash in between). Written before every start,
@@ -37,11 +39,25 @@ pub struct Audit {
     pub started: bool,
 }
 
+/// What made a run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A client's request (and every run of the old tool).
+    #[default]
+    Api,
+    /// The job's schedule fired.
+    Schedule,
+    /// Retry number `attempt` (1 is the first) of execution `of`, which failed.
+    Retry { of: u64, attempt: u32 },
+}
+
 /// What an `audit.tsv` line records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Asked {
     /// A client asked for the run.
     Run,
+    /// servitord made the run: its schedule fired, or it retries a failed one.
+    Made(Origin),
     /// A client asked to cancel it.
     Cancel,
     /// servitord (the peer is servitord itself) is starting it.
@@ -54,15 +70,23 @@ impl Asked {
             Self::Run => "run",
             Self::Cancel => "cancel",
             Self::Start => "start",
+            Self::Made(Origin::Api) => "run",
+            Self::Made(Origin::Schedule) => "schedule",
+            Self::Made(Origin::Retry { .. }) => "retry",
         }
     }
 }
 
-/// One `audit.tsv` line: `<execution>\t<run|cancel|start>\t<uid>\t<gid>\t<pid or ->\n`.
+/// One `audit.tsv` line: `<execution>\t<run|cancel|start|schedule>\t<uid>\t<gid>\t<pid or ->\n`,
+/// or for a retry `<execution>\tretry\t<uid>\t<gid>\t<pid>\t<execution retried>\t<attempt>\n`.
 pub fn format_audit_line(id: u64, asked: Asked, peer: Peer) -> String {
     let pid = peer.pid.map_or("-".to_owned(), |pid| pid.to_string());
+    let retry = match asked {
+        Asked::Made(Origin::Retry { of, attempt }) => format!("\t{of}\t{attempt}"),
+        _ => String::new(),
+    };
     format!(
-        "{id}\t{}\t{}\t{}\t{pid}\n",
+        "{id}\t{}\t{}\t{}\t{pid}{retry}\n",
         asked.word(),
         peer.uid,
         peer.gid
@@ -75,8 +99,13 @@ pub fn parse_audit_log(text: &str) -> BTreeMap<u64, Audit> {
     let mut audits: BTreeMap<u64, Audit> = BTreeMap::new();
     for line in text.lines() {
         let fields: Vec<&str> = line.split('\t').collect();
-        let [id, asked, uid, gid, pid] = fields[..] else {
-            continue;
+        let (id, asked, uid, gid, pid, retry) = match fields[..] {
+            [id, asked, uid, gid, pid] => (id, asked, uid, gid, pid, None),
+            [id, "retry", uid, gid, pid, of, attempt] => match (of.parse(), attempt.parse()) {
+                (Ok(of), Ok(attempt)) => (id, "retry", uid, gid, pid, Some((of, attempt))),
+                _ => continue,
+            },
+            _ => continue,
         };
         let (Ok(id), Ok(uid), Ok(gid)) = (id.parse(), uid.parse(), gid.parse()) else {
             continue;
@@ -94,6 +123,12 @@ pub fn parse_audit_log(text: &str) -> BTreeMap<u64, Audit> {
             "run" => audit.triggered_by = peer,
             "cancel" => audit.cancelled_by = peer,
             "start" => audit.started = true,
+            "schedule" => audit.origin = Origin::Schedule,
+            "retry" => {
+                if let Some((of, attempt)) = retry {
+                    audit.origin = Origin::Retry { of, attempt };
+                }
+            }
             _ => {}
         }
     }
@@ -325,6 +360,28 @@ mod tests {
         assert!(audits[&9].started && audits[&9].triggered_by.is_none());
         assert_eq!(audits[&7].triggered_by, Some(peer));
         assert_eq!(audits[&7].cancelled_by, Some(anonymous));
+        assert_eq!(audits[&7].origin, Origin::Api);
+    }
+
+    #[test]
+    fn audit_lines_of_runs_servitord_made() {
+        let servitord = Peer {
+            uid: 1000,
+            gid: 100,
+            pid: Some(42),
+        };
+        let scheduled = format_audit_line(3, Asked::Made(Origin::Schedule), servitord);
+        assert_eq!(scheduled, "3\tschedule\t1000\t100\t42\n");
+        let retry = Origin::Retry { of: 3, attempt: 1 };
+        let retried = format_audit_line(4, Asked::Made(retry), servitord);
+        assert_eq!(retried, "4\tretry\t1000\t100\t42\t3\t1\n");
+        // A retry line cut short, or with unreadable numbers, is skipped.
+        let text = format!("{scheduled}{retried}5\tretry\t1\t1\t1\t4\n6\tretry\t1\t1\t1\tx\t2\n");
+        let audits = parse_audit_log(&text);
+        assert_eq!(audits.len(), 2);
+        assert_eq!(audits[&3].origin, Origin::Schedule);
+        assert_eq!(audits[&4].origin, retry);
+        assert!(audits[&4].triggered_by.is_none());
     }
 
     #[test]

@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use servitor_shared::{
-    Execution, ExecutionStatus, InputValues, LastExecution, RunResult, SlurmPlacement, StatusChange,
+    Execution, ExecutionStatus, ExecutionWithTrigger, InputValues, LastExecution, RunResult,
+    RunTrigger, SlurmPlacement, StatusChange, Trigger,
 };
 
-use super::files::{self, Audit, History};
+use super::files::{self, Audit, History, Origin};
 use super::retention::REMOVED_PREFIX;
 use crate::jobs::id::{JobId, parse_execution_id};
 
@@ -257,9 +258,21 @@ impl Record {
         }
     }
 
-    pub fn describe(&self, id: u64) -> Execution {
+    pub fn describe(&self, id: u64) -> ExecutionWithTrigger {
         let audit = self.audit();
-        Execution {
+        let trigger = match audit.origin {
+            Origin::Api => RunTrigger::default(),
+            Origin::Schedule => RunTrigger {
+                trigger: Trigger::Schedule,
+                ..RunTrigger::default()
+            },
+            Origin::Retry { of, attempt } => RunTrigger {
+                trigger: Trigger::Retry,
+                retry_of: Some(of.to_string()),
+                attempt: Some(attempt),
+            },
+        };
+        let execution = Execution {
             execution_id: id.to_string(),
             status: self.status(),
             status_history: self.history.clone(),
@@ -274,7 +287,8 @@ impl Record {
                     .is_some_and(|r| r.message.starts_with(files::TIMED_OUT)),
             error: (!self.problems.is_empty()).then(|| self.problems.join("; ")),
             slurm: self.slurm.as_deref().cloned(),
-        }
+        };
+        ExecutionWithTrigger { execution, trigger }
     }
 }
 

@@ -19,10 +19,11 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use jiff::Timestamp;
 use servitor_shared::{
-    Execution, ExecutionStatus, InputValues, Peer, RunResult, SlurmPlacement, StatusChange,
+    ExecutionStatus, ExecutionWithTrigger, InputValues, Peer, RunResult, SlurmPlacement,
+    StatusChange,
 };
 
-use super::files::{self, Asked};
+use super::files::{self, Asked, Origin};
 use super::history::{self, CREATING_PREFIX, JobHistory, Record};
 use super::retention::{self, REMOVED_PREFIX};
 use super::timestamp;
@@ -110,8 +111,15 @@ impl Store {
         f(history)
     }
 
-    /// Records a new execution as `created`; `by` asked for it.
-    pub fn create(&self, job: &JobId, inputs: InputValues, by: Option<Peer>) -> io::Result<RunId> {
+    /// Records a new execution as `created`; `by` asked for it, or servitord made it
+    /// (`origin` not `Api`).
+    pub fn create(
+        &self,
+        job: &JobId,
+        inputs: InputValues,
+        by: Option<Peer>,
+        origin: Origin,
+    ) -> io::Result<RunId> {
         let fsync = self.fsync;
         self.change(job, |history| {
             fs::create_dir_all(&history.dir)?;
@@ -140,7 +148,18 @@ impl Store {
                 inputs: (!inputs.is_empty()).then(|| Box::new(inputs)),
                 ..Record::default()
             };
-            if let Some(peer) = by {
+            if origin != Origin::Api {
+                // In the audit, as who asked is: no file more per run.
+                record.audit.get_or_insert_default().origin = origin;
+                note_in_audit(
+                    fsync,
+                    &history.audit_path(),
+                    &mut record,
+                    id,
+                    Asked::Made(origin),
+                    servitord_itself(),
+                );
+            } else if let Some(peer) = by {
                 record.audit.get_or_insert_default().triggered_by = Some(peer);
                 note_in_audit(
                     fsync,
@@ -261,12 +280,22 @@ impl Store {
         })
     }
 
-    pub fn get(&self, run: &RunId) -> Option<Execution> {
+    pub fn get(&self, run: &RunId) -> Option<ExecutionWithTrigger> {
         self.with_history(&run.job, |history| {
             history
                 .executions
                 .get(&run.execution)
                 .map(|r| r.describe(run.execution))
+        })
+    }
+
+    /// What made the run.
+    pub fn origin(&self, run: &RunId) -> Origin {
+        self.with_history(&run.job, |history| {
+            history
+                .executions
+                .get(&run.execution)
+                .map_or(Origin::Api, |r| r.audit().origin)
         })
     }
 
@@ -282,7 +311,12 @@ impl Store {
     }
 
     /// A job's executions, newest first: those with ids below `before`, at most `limit`.
-    pub fn list(&self, job: &JobId, limit: Option<usize>, before: Option<u64>) -> Vec<Execution> {
+    pub fn list(
+        &self,
+        job: &JobId,
+        limit: Option<usize>,
+        before: Option<u64>,
+    ) -> Vec<ExecutionWithTrigger> {
         self.with_history(job, |history| {
             history
                 .executions
@@ -331,7 +365,7 @@ impl Store {
                     Unfinished {
                         status: r.status(),
                         started: audit.started,
-                        requested: audit.triggered_by.is_some(),
+                        requested: audit.triggered_by.is_some() || audit.origin != Origin::Api,
                         has_log: self.workdir.log_path(&run).exists(),
                         created_at: r
                             .history
@@ -420,7 +454,7 @@ impl History {
         }
     }
 
-    pub async fn get(&self, run: &RunId) -> Option<Execution> {
+    pub async fn get(&self, run: &RunId) -> Option<ExecutionWithTrigger> {
         let run = run.clone();
         self.read(&run.job.clone(), move |store| store.get(&run))
             .await
@@ -431,7 +465,7 @@ impl History {
         job: &JobId,
         limit: Option<usize>,
         before: Option<u64>,
-    ) -> Vec<Execution> {
+    ) -> Vec<ExecutionWithTrigger> {
         let owned = job.clone();
         self.read(job, move |store| store.list(&owned, limit, before))
             .await
@@ -556,11 +590,13 @@ mod tests {
 
         let mut inputs = InputValues::new();
         inputs.insert("NAME".into(), "Ada".into());
-        let first = store.create(&ab, inputs.clone(), None).unwrap();
+        let first = store
+            .create(&ab, inputs.clone(), None, Origin::Api)
+            .unwrap();
         assert_eq!(first, RunId::new(ab.clone(), 1));
         assert_eq!(
             store
-                .create(&ab, InputValues::new(), None)
+                .create(&ab, InputValues::new(), None, Origin::Api)
                 .unwrap()
                 .execution,
             2
@@ -602,19 +638,19 @@ mod tests {
         let (fresh, _) = store_again(dir.path());
         assert_eq!(fresh.list(&ab, None, None), store.list(&ab, None, None));
         let read = fresh.get(&first).unwrap();
-        assert_eq!(read.status, ExecutionStatus::Failure);
-        assert_eq!(read.input_values, inputs);
-        assert_eq!(read.result.unwrap().message, "bad thing");
-        assert_eq!(fresh.list(&ab, None, None)[0].execution_id, "2");
+        assert_eq!(read.execution.status, ExecutionStatus::Failure);
+        assert_eq!(read.execution.input_values, inputs);
+        assert_eq!(read.execution.result.unwrap().message, "bad thing");
+        assert_eq!(fresh.list(&ab, None, None)[0].execution.execution_id, "2");
         let page = fresh.list(&ab, Some(1), Some(2));
         assert_eq!(page.len(), 1);
-        assert_eq!(page[0].execution_id, "1");
+        assert_eq!(page[0].execution.execution_id, "1");
         let unfinished = fresh.unfinished(&ab);
         assert_eq!(unfinished.len(), 1);
         assert!(!unfinished[0].started && !unfinished[0].requested);
         assert_eq!(
             fresh
-                .create(&ab, InputValues::new(), None)
+                .create(&ab, InputValues::new(), None, Origin::Api)
                 .unwrap()
                 .execution,
             3
@@ -631,7 +667,9 @@ mod tests {
     fn a_start_noted_in_the_audit_is_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = store(dir.path(), false);
-        let run = store.create(&job("j"), InputValues::new(), None).unwrap();
+        let run = store
+            .create(&job("j"), InputValues::new(), None, Origin::Api)
+            .unwrap();
         store.mark_starting(&run).unwrap();
         let (fresh, _) = store_again(dir.path());
         let unfinished = fresh.unfinished(&run.job);
@@ -660,18 +698,22 @@ mod tests {
 
         let j = job("j");
         let list = store.list(&j, None, None);
-        let ids: Vec<_> = list.iter().map(|e| e.execution_id.as_str()).collect();
+        let ids: Vec<_> = list
+            .iter()
+            .map(|e| e.execution.execution_id.as_str())
+            .collect();
         assert_eq!(ids, ["7", "3", "2", "1"]);
-        assert_eq!(list[0].status, ExecutionStatus::Unknown);
-        assert_eq!(list[2].status, ExecutionStatus::Unknown);
+        assert_eq!(list[0].execution.status, ExecutionStatus::Unknown);
+        assert_eq!(list[2].execution.status, ExecutionStatus::Unknown);
         assert!(
             list[3]
+                .execution
                 .error
                 .as_deref()
                 .unwrap()
                 .contains("unreadable result")
         );
-        assert_eq!(list[1].status, ExecutionStatus::Created);
+        assert_eq!(list[1].execution.status, ExecutionStatus::Created);
 
         // The torn line is completed before the next append.
         store
@@ -685,7 +727,7 @@ mod tests {
         // A garbage counter yields to the highest folder.
         assert_eq!(
             store
-                .create(&j, InputValues::new(), None)
+                .create(&j, InputValues::new(), None, Origin::Api)
                 .unwrap()
                 .execution,
             8

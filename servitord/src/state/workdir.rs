@@ -44,6 +44,11 @@ impl Workdir {
         self.root.join("state")
     }
 
+    /// `state/schedules.json`: each job's last fire time, and the paused jobs.
+    pub fn schedules_path(&self) -> PathBuf {
+        self.state_dir().join(super::schedules::SCHEDULES)
+    }
+
     /// `state/jobs/<job>/executions`: safe to join, since a `JobId` has no `..`,
     /// absolute or hidden segments.
     pub fn executions_dir(&self, job: &JobId) -> PathBuf {

@@ -45,21 +45,21 @@ fn the_job_list_is_sorted_and_carries_input_specs() {
     for job in list.as_array().unwrap() {
         assert_eq!(
             keys(job),
-            ["job_id", "input_spec", "last_execution"],
+            ["job_id", "input_spec", "last_execution", "next_run"],
             "{job}"
         );
     }
     // The spec is passed on as written, fields and order included.
     assert!(
         answer.text().starts_with(
-            r#"[{"job_id":"a/b","input_spec":{"NAME":{},"CITY":{"default":"Paris","x-order":[1,2]}},"last_execution":null},"#
+            r#"[{"job_id":"a/b","input_spec":{"NAME":{},"CITY":{"default":"Paris","x-order":[1,2]}},"last_execution":null,"next_run":null},"#
         ),
         "{}",
         answer.text()
     );
     assert_eq!(
         list[1],
-        json!({"job_id": "a/z", "input_spec": {}, "last_execution": null})
+        json!({"job_id": "a/z", "input_spec": {}, "last_execution": null, "next_run": null})
     );
     let typed: Vec<Job> = answer.json();
     assert!(typed.iter().all(|job| job.error.is_none()));
@@ -78,14 +78,14 @@ fn get_answers_one_job_with_an_empty_spec_when_it_has_none() {
     plain.assert_json();
     assert_eq!(
         plain.text(),
-        r#"{"job_id":"plain","input_spec":{},"last_execution":null}"#
+        r#"{"job_id":"plain","input_spec":{},"last_execution":null,"next_run":null}"#
     );
 
     let nested = daemon.get("/api/jobs/get?job_id=a%2Fb");
     assert_eq!(nested.status, 200);
     assert_eq!(
         nested.text(),
-        r#"{"job_id":"a/b","input_spec":{"NAME":{},"CITY":{"x":1}},"last_execution":null}"#
+        r#"{"job_id":"a/b","input_spec":{"NAME":{},"CITY":{"x":1}},"last_execution":null,"next_run":null}"#
     );
 }
 
@@ -131,7 +131,9 @@ fn run_answers_the_execution_id_and_executions_are_listed_newest_first() {
                 "result",
                 "input_values",
                 // Added by Servitor: the client's uid, gid and pid.
-                "triggered_by"
+                "triggered_by",
+                // Added by Servitor: what made the run.
+                "trigger"
             ]
         );
         assert_eq!(

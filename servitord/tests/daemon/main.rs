@@ -18,6 +18,7 @@ mod process;
 mod requests;
 mod restart;
 mod runs;
+mod schedules;
 mod security;
 mod settings;
 mod slurm;

@@ -13,7 +13,8 @@ use servitor_shared::ExecutionStatus::{Cancelled, Failure, Running, Success};
 use servitor_shared::api::{
     EVENTS, EXECUTIONS_CANCEL as CANCEL, EXECUTIONS_GET as EXECUTION,
     EXECUTIONS_GET_LIST as EXECUTIONS, EXECUTIONS_LOGS_GET as LOGS, HEALTH, JOBS_GET as JOB,
-    JOBS_GET_LIST as JOBS, JOBS_RUN as RUN, METRICS, OPENAPI as SPEC_PATH,
+    JOBS_GET_LIST as JOBS, JOBS_RUN as RUN, METRICS, OPENAPI as SPEC_PATH, SCHEDULE_PAUSE as PAUSE,
+    SCHEDULE_RESUME as RESUME,
 };
 
 use crate::support::{Daemon, Head, Response, TIMEOUT, Workdir, encode};
@@ -233,6 +234,10 @@ fn workdir() -> Workdir {
         .copy_tree(&legacy, "state")
         .job("nightly/backup", &sh("echo backing up"))
         .input_spec("nightly/backup", r#"{"TARGET": {}}"#)
+        .file(
+            "config/jobs/nightly/backup.settings.json",
+            r#"{"schedule": "30 2 * * *", "timezone": "Europe/Madrid"}"#,
+        )
         .job("hello", &sh("echo Hello!"))
         .job("hi", &sh("echo Hello!"))
         .job("demo/greet", &sh("echo \"$GREETING, $NAME!\""))
@@ -307,6 +312,25 @@ fn every_answer_fits_the_description_and_every_documented_status_happens() {
     expect("GET", JOB, &job("busy"), 200);
     expect("GET", JOB, &[], 400);
     expect("GET", JOB, &job("../etc"), 404);
+    let scheduled = expect("GET", JOB, &job("nightly/backup"), 200).value();
+    assert_eq!(
+        scheduled["schedule"]["description"], "At 02:30",
+        "{scheduled}"
+    );
+
+    // Schedules: paused and resumed, refused, and a state that cannot be saved.
+    for path in [PAUSE, RESUME] {
+        expect("POST", path, &job("nightly/backup"), 200);
+        expect("POST", path, &[], 400);
+        expect("POST", path, &job("nope"), 404);
+    }
+    let state = wd.join("state/schedules.json");
+    let _ = std::fs::remove_file(&state);
+    std::fs::create_dir(&state).unwrap();
+    for path in [PAUSE, RESUME] {
+        expect("POST", path, &job("nightly/backup"), 500);
+    }
+    std::fs::remove_dir(&state).unwrap();
 
     // Runs: accepted, refused for each reason, and one that cannot be recorded.
     let name = ("input_value_NAME", "Ada");
@@ -526,6 +550,8 @@ fn the_description_says_what_the_contract_says() {
         ("/api/jobs/get_list", "get"),
         ("/api/jobs/get", "get"),
         ("/api/jobs/run", "post"),
+        ("/api/jobs/schedule/pause", "post"),
+        ("/api/jobs/schedule/resume", "post"),
         ("/api/jobs/executions/get_list", "get"),
         ("/api/jobs/executions/get", "get"),
         ("/api/jobs/executions/cancel", "post"),
@@ -550,7 +576,15 @@ fn the_description_says_what_the_contract_says() {
         }
     }
     let execution = &spec.document["components"]["schemas"]["Execution"]["properties"];
-    for added in ["error", "timed_out", "triggered_by", "cancelled_by"] {
+    for added in [
+        "error",
+        "timed_out",
+        "triggered_by",
+        "cancelled_by",
+        "trigger",
+        "retry_of",
+        "attempt",
+    ] {
         assert!(execution.get(added).is_some(), "{added}");
     }
     let job = &spec.document["components"]["schemas"]["Job"]["properties"];

@@ -171,7 +171,9 @@ fn http_1_0_pipelining_and_ten_thousand_parameters() {
     let old = exchange(&daemon, b"GET /api/jobs/get_list HTTP/1.0\r\n\r\n");
     assert!(old.starts_with("HTTP/1.0 200"), "{old}");
     assert!(
-        old.ends_with(r#"[{"job_id":"hello","input_spec":{},"last_execution":null}]"#),
+        old.ends_with(
+            r#"[{"job_id":"hello","input_spec":{},"last_execution":null,"next_run":null}]"#
+        ),
         "{old}"
     );
 

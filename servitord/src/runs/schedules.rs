@@ -1,0 +1,194 @@
+//! Schedules wired into the daemon: each job's `schedule` setting is given to the
+//! [`Scheduler`] (at start, then on every edit under `config/jobs`), and each fire
+//! becomes a run through the lifecycle (`Runs::submit`, trigger `schedule`), as a
+//! request would, so `concurrency` and `on_busy` apply to it alike.
+//!
+//! What a restart needs is kept in `state/schedules.json` (see `state::schedules`):
+//! the last fire time of each job, saved before the fire's run is made so that no
+//! time ever fires twice, and the paused jobs.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use servitor_shared::InputValues;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::lifecycle::{Runs, SubmitError};
+use super::scheduler::{Fire, Scheduler};
+use crate::jobs::catalog::{Catalog, Snapshot};
+use crate::observe::metrics::Metrics;
+use crate::state::files::Origin;
+use crate::state::{Workdir, schedules};
+use crate::sync::lock;
+
+/// Fires taken at once off the scheduler: one save of the state covers them all.
+const BATCH: usize = 4096;
+
+pub struct Schedules {
+    scheduler: Scheduler,
+    path: PathBuf,
+    fsync: bool,
+    /// One save at a time, each writing the state as it is when it begins.
+    saving: Mutex<()>,
+    /// The jobs given a schedule at the last sync, so that those gone lose theirs.
+    scheduled: Mutex<HashSet<String>>,
+}
+
+impl Schedules {
+    /// Reads `state/schedules.json`: the last fire times and the paused jobs.
+    pub fn load(workdir: &Workdir, fsync: bool) -> Schedules {
+        let path = workdir.schedules_path();
+        let saved = schedules::read(&path);
+        let scheduler = Scheduler::new(saved.last_fires);
+        for job in &saved.paused {
+            scheduler.pause(job);
+        }
+        Schedules {
+            scheduler,
+            path,
+            fsync,
+            saving: Mutex::default(),
+            scheduled: Mutex::default(),
+        }
+    }
+
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// Gives the scheduler each job's schedule as the catalog says now: new and
+    /// edited ones, and none for jobs that lost theirs, are broken, or are gone.
+    fn sync(&self, snapshot: &Snapshot) {
+        let mut before = lock(&self.scheduled);
+        let mut now = HashSet::new();
+        for entry in &snapshot.entries {
+            let job = entry.file.id.as_str();
+            let schedule = entry.settings().ok().and_then(|s| s.schedule.clone());
+            let had = before.remove(job);
+            if schedule.is_some() {
+                now.insert(job.to_owned());
+            }
+            if schedule.is_some() || had {
+                self.scheduler.update(job, schedule);
+            }
+        }
+        for gone in before.drain() {
+            self.scheduler.update(&gone, None);
+        }
+        *before = now;
+    }
+
+    /// Stops the job's fires until `resume`, across restarts too. Touches the disk.
+    pub fn pause(&self, job: &str) -> io::Result<()> {
+        self.scheduler.pause(job);
+        tracing::info!(job, "schedule paused");
+        self.save()
+    }
+
+    /// Lets the job fire again, from its next fire time on. Touches the disk.
+    pub fn resume(&self, job: &str) -> io::Result<()> {
+        self.scheduler.resume(job);
+        tracing::info!(job, "schedule resumed");
+        self.save()
+    }
+
+    /// Writes `state/schedules.json` as the scheduler is now. Touches the disk.
+    fn save(&self) -> io::Result<()> {
+        let _saving = lock(&self.saving);
+        schedules::save(self.fsync, &self.path, &self.scheduler.saved())
+    }
+
+    /// Runs the schedules until `shutdown`: follows edits under `config/jobs`, and
+    /// makes a run of each fire. Begins with the schedules the catalog has now, so
+    /// that the times missed while the daemon was down are caught up as they say.
+    pub async fn run(
+        self: Arc<Self>,
+        runs: Arc<Runs>,
+        catalog: Arc<Catalog>,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) {
+        let first = catalog.snapshot().await;
+        self.sync(&first);
+        tokio::spawn(Arc::clone(&self).follow_edits(catalog, first, shutdown.clone()));
+
+        let (fired, mut fires) = mpsc::unbounded_channel();
+        let scheduler = self.scheduler.clone();
+        tokio::spawn(async move {
+            scheduler
+                .run(shutdown, move |fire| {
+                    let _ = fired.send(fire);
+                })
+                .await;
+        });
+        let mut batch = Vec::with_capacity(BATCH);
+        while fires.recv_many(&mut batch, BATCH).await > 0 {
+            // Saved before the runs are made: a crash in between loses these fires
+            // rather than firing them again at the next start.
+            let this = Arc::clone(&self);
+            let saved = tokio::task::spawn_blocking(move || this.save()).await;
+            if let Ok(Err(e)) = saved {
+                tracing::error!(file = %self.path.display(), "cannot save the last fire times: {e}");
+            }
+            let snapshot = runs.catalog().snapshot().await;
+            for fire in batch.drain(..) {
+                let (runs, metrics) = (Arc::clone(&runs), Arc::clone(&metrics));
+                let entry = snapshot.get_by_name(&fire.job);
+                tokio::task::spawn_blocking(move || {
+                    let Some(entry) = entry else {
+                        tracing::warn!(job = fire.job, "schedule fired for a job that is gone");
+                        return;
+                    };
+                    make_run(&runs, &metrics, &entry, &fire);
+                });
+            }
+        }
+    }
+
+    /// Gives the scheduler the schedules of each new catalog, as soon as inotify tells
+    /// of a change: no polling. Without inotify, edits are seen at the next start.
+    async fn follow_edits(
+        self: Arc<Self>,
+        catalog: Arc<Catalog>,
+        mut last: Arc<Snapshot>,
+        shutdown: CancellationToken,
+    ) {
+        let mut readiness = None;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = catalog.wait_for_change(&mut readiness) => if changed.is_none() {
+                    tracing::warn!("no inotify: schedule edits apply from the next start");
+                    return;
+                },
+            }
+            let snapshot = catalog.snapshot().await;
+            if !Arc::ptr_eq(&snapshot, &last) {
+                let this = Arc::clone(&self);
+                let scanned = Arc::clone(&snapshot);
+                let _ = tokio::task::spawn_blocking(move || this.sync(&scanned)).await;
+                last = snapshot;
+            }
+        }
+    }
+}
+
+/// Makes the run of one fire; a busy job with `on_busy: skip` skips it.
+fn make_run(runs: &Runs, metrics: &Metrics, entry: &crate::jobs::catalog::Entry, fire: &Fire) {
+    let job = fire.job.as_str();
+    match runs.submit(entry, InputValues::new(), None, Origin::Schedule) {
+        Ok(run) => {
+            tracing::info!(%run, scheduled = %fire.scheduled, catch_up = fire.catch_up, "schedule fired")
+        }
+        Err(e @ SubmitError::Busy { .. }) => {
+            metrics.fire_skipped(job);
+            tracing::info!(job, scheduled = %fire.scheduled, "schedule fire skipped: {e}");
+        }
+        Err(e) => {
+            tracing::warn!(job, scheduled = %fire.scheduled, "schedule fired, but no run was made: {e}")
+        }
+    }
+}
