@@ -53,3 +53,6 @@ scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 
 step "schemathesis against the OpenAPI description"
 scripts/schemathesis.sh
+
+step "web UI benchmark, smoke sizes (headless Chromium)"
+cargo bench -p servitorctl --bench ui -- --smoke

@@ -67,6 +67,8 @@ function flush() {
 
 let loading = null;
 let loadAgain = false;
+/** Events that arrived while the list was loading: [job_id, execution_id, status]. */
+let held = [];
 
 /** Loads the job list; calls made while a load is in flight are merged into one more. */
 export function loadJobs() {
@@ -80,6 +82,9 @@ export function loadJobs() {
       await loadOnce();
     } while (loadAgain);
     loading = null;
+    const events = held;
+    held = [];
+    for (const event of events) apply(...event);
   })();
   return loading;
 }
@@ -143,6 +148,8 @@ function applyStatus(last, executionId, status) {
     };
   }
   if (String(executionId) !== String(last.execution_id)) return null; // an older run
+  // Never backwards: an event older than the record loaded with the list.
+  if (ENDED.has(last.status) || (last.status === "running" && status === "created")) return null;
   return {
     ...last,
     status,
@@ -156,18 +163,26 @@ export function startStore() {
     if (event?.id !== "job_execution_status_changed") return;
     const { job_id: jobId, execution_id: executionId, status } = event.payload ?? {};
     if (!jobId || executionId == null || !status) return;
-    if (!store.loaded) return;
-    if (!store.byId.has(jobId)) {
-      // A job this page has not seen yet (added since): the list is stale.
-      loadJobs();
+    // The list being loaded may be older than this event: applied after it.
+    if (loading) {
+      held.push([jobId, executionId, status]);
       return;
     }
-    const next = applyStatus(store.last.get(jobId), executionId, status);
-    if (!next) return;
-    store.last.set(jobId, next);
-    changed(jobId);
+    apply(jobId, executionId, status);
   });
   onResync(() => loadJobs());
+}
+
+function apply(jobId, executionId, status) {
+  if (!store.byId.has(jobId)) {
+    // A job this page has not seen yet (added since): the list is stale.
+    loadJobs();
+    return;
+  }
+  const next = applyStatus(store.last.get(jobId), executionId, status);
+  if (!next) return;
+  store.last.set(jobId, next);
+  changed(jobId);
 }
 
 // ---- what the views count --------------------------------------------------------
