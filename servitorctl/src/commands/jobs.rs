@@ -22,7 +22,9 @@ pub async fn run(client: &Client, tree: bool, json: bool) -> Result<ExitCode, Cl
         let last = latest(client, &job.job_id).await?;
         rows.push((job, last));
     }
-    let mut table = output::table(&["JOB", "INPUTS", "SETTINGS", "LAST RUN", "STATUS", "WHEN"]);
+    let mut table = output::table(&[
+        "JOB", "INPUTS", "SETTINGS", "NEXT RUN", "LAST RUN", "STATUS", "WHEN",
+    ]);
     let color = output::color();
     let mut folders: Vec<&str> = Vec::new();
     for (job, last) in &rows {
@@ -65,6 +67,7 @@ fn add_row(table: &mut Table, name: String, job: &Job, last: Option<&Execution>,
         Cell::new(name),
         Cell::new(inputs),
         Cell::new(summary(&job.settings)),
+        Cell::new(next_run(job)),
     ];
     if let Some(last) = last {
         let when = last
@@ -82,6 +85,18 @@ fn add_row(table: &mut Table, name: String, job: &Job, last: Option<&Execution>,
         row.push(Cell::new("-"));
     }
     table.add_row(row);
+}
+
+/// When the job's schedule fires next, in local time; `paused`; `-` when unscheduled.
+fn next_run(job: &Job) -> String {
+    match (&job.schedule, &job.next_run) {
+        (Some(schedule), _) if schedule.paused => "paused".into(),
+        (_, Some(next)) => next
+            .parse()
+            .map(output::local)
+            .unwrap_or_else(|_| next.clone()),
+        _ => "-".into(),
+    }
 }
 
 /// The settings that matter at a glance: `timeout 2h, at most 1 (skip), keep 100 / 30d`.
