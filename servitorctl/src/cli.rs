@@ -91,6 +91,10 @@ pub enum Command {
     },
     /// Cancel a queued or running execution.
     Cancel { job: String, execution: String },
+    /// Stop a job's schedule from firing, until `resume` (kept across restarts).
+    Pause { job: String },
+    /// Let a paused job's schedule fire again, from its next fire time on.
+    Resume { job: String },
     /// Print servitord's events as they happen.
     Events {
         /// One JSON object per line, as the API sends them.

@@ -120,6 +120,46 @@ fn jobs_workdir() -> Workdir {
 }
 
 #[test]
+fn schedules_paused_resumed_and_shown() {
+    let wd = jobs_workdir().job("nightly", "#!/bin/sh\ntrue\n").file(
+        "config/jobs/nightly.settings.json",
+        r#"{"schedule": "0 0 1 1 *", "timezone": "UTC"}"#,
+    );
+    let daemon = wd.start();
+    let row = |table: &str, job: &str| -> String {
+        let line = table.lines().find(|l| l.starts_with(job));
+        line.unwrap_or_else(|| panic!("no {job} in {table}"))
+            .to_owned()
+    };
+    let table = ctl(&daemon, &["jobs"]).ok().out();
+    assert!(
+        table.lines().next().unwrap().contains("NEXT RUN"),
+        "{table}"
+    );
+    assert!(row(&table, "nightly").contains("-01-01 "), "{table}");
+    assert!(!row(&table, "hello").contains("paused"), "{table}");
+
+    let paused = ctl(&daemon, &["pause", "nightly"]).ok().out();
+    assert_eq!(paused, "schedule paused: nightly\n");
+    let table = ctl(&daemon, &["jobs"]).ok().out();
+    assert!(row(&table, "nightly").contains("paused"), "{table}");
+    let resumed = ctl(&daemon, &["resume", "nightly"]).ok().out();
+    assert_eq!(resumed, "schedule resumed: nightly\n");
+    let table = ctl(&daemon, &["jobs"]).ok().out();
+    assert!(row(&table, "nightly").contains("-01-01 "), "{table}");
+
+    let unknown = ctl(&daemon, &["pause", "nope"]);
+    assert_eq!(unknown.code(), 1);
+    assert_eq!(unknown.stderr.lines().count(), 1, "{}", unknown.stderr);
+    assert!(unknown.stderr.contains("unknown job"), "{}", unknown.stderr);
+
+    let id = daemon.run("hello", &[]);
+    daemon.wait_ended("hello", &id);
+    let shown = ctl(&daemon, &["show", "hello", &id]).ok().out();
+    assert!(shown.contains("\nTrigger:    api\n"), "{shown}");
+}
+
+#[test]
 fn jobs_as_table_tree_and_json() {
     let wd = jobs_workdir();
     let daemon = wd.start();

@@ -17,7 +17,9 @@ pub async fn run(client: &Client, tree: bool, json: bool) -> Result<ExitCode, Cl
         output::json(&jobs)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = output::table(&["JOB", "INPUTS", "SETTINGS", "LAST RUN", "STATUS", "WHEN"]);
+    let mut table = output::table(&[
+        "JOB", "INPUTS", "SETTINGS", "NEXT RUN", "LAST RUN", "STATUS", "WHEN",
+    ]);
     let color = output::color();
     let mut folders: Vec<&str> = Vec::new();
     for job in &jobs {
@@ -60,6 +62,7 @@ fn add_row(table: &mut Table, name: String, job: &Job, color: bool) {
         Cell::new(name),
         Cell::new(inputs),
         Cell::new(summary(&job.settings)),
+        Cell::new(next_run(job)),
     ];
     if let Some(last) = &job.last_execution {
         let when = last_change(last)
@@ -82,6 +85,18 @@ fn last_change(last: &LastExecution) -> Option<&str> {
     [&last.ended_at, &last.started_at, &last.created_at]
         .into_iter()
         .find_map(|time| time.as_deref())
+}
+
+/// When the job's schedule fires next, in local time; `paused`; `-` when unscheduled.
+fn next_run(job: &Job) -> String {
+    match (&job.schedule, &job.next_run) {
+        (Some(schedule), _) if schedule.paused => "paused".into(),
+        (_, Some(next)) => next
+            .parse()
+            .map(output::local)
+            .unwrap_or_else(|_| next.clone()),
+        _ => "-".into(),
+    }
 }
 
 /// The settings that matter at a glance: `timeout 2h, at most 1 (skip), keep 100 / 30d`.

@@ -8,6 +8,7 @@ mod executions;
 mod jobs;
 mod logs;
 mod run;
+mod schedule;
 mod show;
 mod status;
 mod ui;
@@ -40,6 +41,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             follow,
         } => logs::run(&client, &job, execution, follow).await,
         Command::Cancel { job, execution } => cancel::run(&client, &job, &execution).await,
+        Command::Pause { job } => schedule::pause(&client, &job).await,
+        Command::Resume { job } => schedule::resume(&client, &job).await,
         Command::Events { json } => events::run(&client, json).await,
         Command::Status { json } => status::run(&client, json).await,
         Command::Ui {
