@@ -52,8 +52,14 @@ pub fn run(bench: &mut Bench, runs: &Runs) -> io::Result<()> {
         io::Result::Ok((busy?, batch?))
     })?;
 
+    let mut p99s = Vec::new();
     for ((name, _), (idle, busy)) in targets.iter().zip(idle.into_iter().zip(busy)) {
         let idle_median = idle.median();
+        p99s.push(format!(
+            "{name} {} idle, {} under load",
+            Unit::Ms.format(idle.percentile(0.99)),
+            Unit::Ms.format(busy.percentile(0.99))
+        ));
         bench.rows.push(Row::new(
             format!("{name}, idle daemon"),
             Unit::Ms,
@@ -73,9 +79,10 @@ pub fn run(bench: &mut Bench, runs: &Runs) -> io::Result<()> {
     bench.notes.push(format!(
         "GETs under load: one client sent each GET in turn every {} ms on one kept-alive \
          connection; the batch of {count} runs beside it ({clients} posting clients) went \
-         at {:.0} runs/s.",
+         at {:.0} runs/s. p99: {}.",
         PACE.as_millis(),
-        batch.runs_per_sec
+        batch.runs_per_sec,
+        p99s.join("; ")
     ));
     Ok(())
 }
