@@ -62,6 +62,9 @@ export const api = {
   },
   execution: (jobId, executionId, signal) =>
     call("api/jobs/executions/get", { job_id: jobId, execution_id: executionId }, { signal }),
+  /** Pauses or resumes a job's schedule (daemons with schedules only). */
+  pauseSchedule: (jobId) => call("api/jobs/schedule/pause", { job_id: jobId }, { method: "POST" }),
+  resumeSchedule: (jobId) => call("api/jobs/schedule/resume", { job_id: jobId }, { method: "POST" }),
   cancel: (jobId, executionId) =>
     call("api/jobs/executions/cancel", { job_id: jobId, execution_id: executionId }, { method: "POST" }),
   logUrl: (jobId, executionId) => url("api/jobs/executions/logs/get", { job_id: jobId, execution_id: executionId }),

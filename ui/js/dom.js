@@ -111,6 +111,19 @@ export function formatRelative(ms, now = Date.now()) {
   return formatDate(ms).slice(0, 10);
 }
 
+/** A time to come: "in 3 h 12 min", "in 40 s", "due now". */
+export function formatUntil(ms, now = Date.now()) {
+  if (!Number.isFinite(ms)) return "—";
+  const s = Math.round((ms - now) / 1000);
+  if (s <= 0) return "due now";
+  if (s < 60) return `in ${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `in ${m} min`;
+  const hours = Math.floor(m / 60);
+  if (hours < 48) return `in ${hours} h ${m % 60} min`;
+  return `in ${Math.floor(hours / 24)} d ${hours % 24} h`;
+}
+
 export function formatDate(ms) {
   if (!Number.isFinite(ms)) return "—";
   const d = new Date(ms);
@@ -122,6 +135,26 @@ export function formatDate(ms) {
 export function ago(ms) {
   if (!Number.isFinite(ms)) return h("span", { class: "muted" }, "—");
   return h("time", { datetime: new Date(ms).toISOString(), title: formatDate(ms), dataset: { ago: ms } }, formatRelative(ms));
+}
+
+/** A time to come that stays current ("in 5 min"), with the exact time as tooltip. */
+export function until(ms) {
+  if (!Number.isFinite(ms)) return h("span", { class: "muted" }, "—");
+  return h("time", { datetime: new Date(ms).toISOString(), title: formatDate(ms), dataset: { until: ms } }, formatUntil(ms));
+}
+
+/**
+ * What started a run, when not a person or a client: "schedule", or "retry of #3"
+ * (linked). Nothing for a run started through the API, or from an older daemon.
+ */
+export function triggerMark(jobId, execution) {
+  const trigger = execution?.trigger;
+  if (trigger === "schedule") return h("span", { class: "trigger", dataset: { trigger }, title: "Started by the job's schedule" }, "schedule");
+  if (trigger !== "retry") return null;
+  const of = execution.retry_of;
+  const attempt = Number.isFinite(execution.attempt) ? `attempt ${execution.attempt}` : null;
+  return h("span", { class: "trigger retry", dataset: { trigger }, title: attempt },
+    of != null ? ["retry of ", h("a", { class: "above", href: jobHref(jobId, String(of)) }, `#${of}`)] : "retry");
 }
 
 /** A duration; while `end` is NaN it keeps counting up from `start`. */
@@ -138,6 +171,7 @@ export function startTicker() {
     const now = Date.now();
     for (const el of document.querySelectorAll("[data-ago]")) el.textContent = formatRelative(Number(el.dataset.ago), now);
     for (const el of document.querySelectorAll("[data-since]")) el.textContent = formatDuration(now - Number(el.dataset.since));
+    for (const el of document.querySelectorAll("[data-until]")) el.textContent = formatUntil(Number(el.dataset.until), now);
   }, 1000);
 }
 

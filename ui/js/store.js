@@ -6,6 +6,7 @@
 // second costs the page one small update a frame, not one per event.
 
 import { api } from "./api.js";
+import { parseTime } from "./dom.js";
 import { onEvent, onResync } from "./events.js";
 
 /** How many requests for latest executions may be in flight at once (old daemons). */
@@ -28,8 +29,9 @@ const listeners = new Set();
 let generation = 0;
 
 /**
- * `fn(change)`: change is {kind: "jobs"} (the whole list is new) or
- * {kind: "last", jobIds: Set} (those jobs' latest executions changed).
+ * `fn(change)`: change is {kind: "jobs"} (the whole list is new),
+ * {kind: "last", jobIds: Set} (those jobs' latest executions changed) or
+ * {kind: "job", jobId} (that job's record, its schedule and `next_run`, changed).
  */
 export function subscribe(fn, signal) {
   listeners.add(fn);
@@ -183,6 +185,56 @@ function apply(jobId, executionId, status) {
   if (!next) return;
   store.last.set(jobId, next);
   changed(jobId);
+  // A scheduled job's next run moves when it runs: its record is fetched again.
+  if (store.byId.get(jobId).schedule) refreshJob(jobId);
+}
+
+// ---- scheduled jobs' next run ------------------------------------------------------
+
+/** At most one fetch of a job's record this often, however many runs it has. */
+const REFRESH_EVERY = 1000;
+const stale = new Set();
+let refreshTimer = 0;
+
+/** Fetches the job's record (its schedule and `next_run`) again, soon. */
+export function refreshJob(jobId) {
+  stale.add(jobId);
+  if (!refreshTimer) refreshTimer = setTimeout(refreshStale, REFRESH_EVERY);
+}
+
+async function refreshStale() {
+  const ids = [...stale];
+  stale.clear();
+  const worker = async () => {
+    while (ids.length) {
+      const jobId = ids.shift();
+      try {
+        const fresh = await api.job(jobId);
+        const job = store.byId.get(jobId);
+        if (!job) continue;
+        job.next_run = fresh.next_run ?? null;
+        if (fresh.schedule) job.schedule = fresh.schedule;
+        else delete job.schedule;
+        notify({ kind: "job", jobId });
+      } catch {
+        // Gone meanwhile, or the server is: the next load says which.
+      }
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  refreshTimer = stale.size ? setTimeout(refreshStale, REFRESH_EVERY) : 0;
+}
+
+/** The soonest scheduled runs: [{job, at (ms)}], at most `count`. */
+export function nextRuns(count) {
+  const soon = [];
+  for (const job of store.jobs) {
+    if (typeof job.next_run !== "string" || job.schedule?.paused) continue;
+    const at = parseTime(job.next_run);
+    if (Number.isFinite(at)) soon.push({ job, at });
+  }
+  soon.sort((a, b) => a.at - b.at || (a.job.job_id < b.job.job_id ? -1 : 1));
+  return soon.slice(0, count);
 }
 
 // ---- what the views count --------------------------------------------------------

@@ -126,7 +126,7 @@ function jobRow(job) {
   const name = h("span", { class: "name" });
   const link = h("a", { class: "row job", href: jobHref(job.id), title: job.id, dataset: { jobId: job.id } },
     statusDot, name, job.error ? h("span", { class: "warn", title: job.error }, "!") : null, time);
-  link.style.paddingLeft = indent(job.depth);
+  link.style.setProperty("--depth", job.depth);
   link.parts = { dot: statusDot, time, name };
   showName(name, job.name);
   updateJob(link, job.id);
@@ -137,14 +137,12 @@ function folderRow(f) {
   const agg = h("span", { class: "agg" });
   const button = h("button", { type: "button", class: "row folder", title: f.path, dataset: { path: f.path } },
     h("span", { class: "caret", "aria-hidden": "true" }), h("span", { class: "name" }, f.name), agg);
-  button.style.paddingLeft = indent(f.depth);
+  button.style.setProperty("--depth", f.depth);
   button.parts = { agg };
   button.addEventListener("click", () => toggle(f.path));
   updateFolder(button, f);
   return button;
 }
-
-const indent = (depth) => `calc(0.5rem + ${depth * 1.1}rem)`;
 
 /** The name, with the filter's first term marked where it appears. */
 function showName(el, name) {

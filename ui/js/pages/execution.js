@@ -1,7 +1,7 @@
 // One execution: its status, times, inputs and result, and its log streaming live.
 
 import { api } from "../api.js";
-import { ago, badge, errorBox, executionTimes, fill, formatDate, h, isActive, jobHref, parseTime, setTitle, toast } from "../dom.js";
+import { ago, badge, errorBox, executionTimes, fill, formatDate, h, isActive, jobHref, parseTime, setTitle, toast, triggerMark } from "../dom.js";
 import { onEvent, onResync } from "../events.js";
 import { LogView } from "../log.js";
 import { crumbs, runDuration } from "./common.js";
@@ -89,6 +89,8 @@ export function executionPage(main, { jobId, executionId }, signal) {
         fact("Started", when(times.started)),
         fact("Ended", when(times.ended)),
         fact("Duration", runDuration(e, times), "duration"),
+        e.trigger ? fact("Started by", [triggerMark(jobId, e) ?? (e.trigger === "api" ? "API" : String(e.trigger)),
+          Number.isFinite(e.attempt) ? h("span", { class: "muted" }, ` · attempt ${e.attempt}`) : null], "started-by") : null,
         fact("Exit code", result ? h("span", { class: `exit-code ${result.exit_code === 0 ? "ok" : "bad"}` }, String(result.exit_code)) : h("span", { class: "muted" }, "—"), "exit"),
         result?.message ? fact("Message", h("span", { class: "message" }, result.message), "wide") : null,
         e.slurm ? fact("Slurm job", h("span", { class: "slurm" }, h("code", null, e.slurm.job_id), e.slurm.node ? [" on ", h("code", null, e.slurm.node)] : h("span", { class: "muted" }, " · waiting for a node")), "slurm") : null,

@@ -4,20 +4,36 @@
 // only the first rows are in the page ("Show more" adds more): a change redraws the
 // rows of the jobs it concerns and moves rows that changed places, nothing else.
 
-import { ago, badge, errorBox, executionTimes, fill, h, jobHref, setTitle } from "../dom.js";
-import { countedAs, loadJobs, store, subscribe } from "../store.js";
+import { ago, badge, errorBox, executionTimes, fill, formatDate, h, jobHref, setTitle, triggerMark, until } from "../dom.js";
+import { countedAs, loadJobs, nextRuns, store, subscribe } from "../store.js";
 import { runDuration } from "./common.js";
 
 /** Rows shown at first, and added by "Show more". */
 const PAGE = 100;
+/** How many of the next scheduled runs the overview lists. */
+const NEXT_RUNS = 5;
 
 export function homePage(main, _route, signal) {
   setTitle();
   const summary = h("p", { class: "summary muted" });
   const body = h("div");
+  const nextList = h("ol", { class: "next-runs" });
+  const nextCard = h("section", { class: "card", "aria-labelledby": "next-title", hidden: true },
+    h("h2", { id: "next-title" }, "Next scheduled runs"), nextList);
   fill(main,
     h("div", { class: "page-head" }, h("h1", { tabindex: "-1" }, "Overview"), h("span", { class: "grow" }), summary),
+    nextCard,
     h("section", { class: "card", "aria-labelledby": "latest-title" }, h("h2", { id: "latest-title" }, "Latest runs"), body));
+
+  /** The soonest scheduled runs (none from a daemon without schedules). */
+  function showNextRuns() {
+    const soon = store.loaded ? nextRuns(NEXT_RUNS) : [];
+    nextCard.hidden = soon.length === 0;
+    fill(nextList, soon.map(({ job, at }) => h("li", { dataset: { jobId: job.job_id } },
+      h("a", { href: jobHref(job.job_id) }, job.job_id), " ", until(at),
+      h("span", { class: "muted" }, ` · ${formatDate(at)}`),
+      job.schedule?.description ? h("span", { class: "muted" }, ` · ${job.schedule.description}`) : null)));
+  }
 
   /** Job ids, most recent run first (never run last, by id). */
   let order = [];
@@ -142,10 +158,14 @@ export function homePage(main, _route, signal) {
 
   subscribe((change) => {
     if (signal.aborted) return;
-    if (change.kind === "jobs") renderAll();
-    else applyChanges(change.jobIds);
+    if (change.kind === "jobs") {
+      renderAll();
+      showNextRuns();
+    } else if (change.kind === "last") applyChanges(change.jobIds);
+    else if (change.kind === "job") showNextRuns();
   }, signal);
   renderAll();
+  showNextRuns();
 }
 
 function row(jobId) {
@@ -154,7 +174,7 @@ function row(jobId) {
   const times = last ? executionTimes(last) : null;
   return h("tr", { dataset: { jobId, status: last === undefined ? "loading" : last?.status ?? "none" } },
     h("td", null, h("a", { class: "row-link", href: jobHref(jobId) }, jobId), job?.error ? h("span", { class: "warn", title: job.error }, " !") : null),
-    h("td", null, last === undefined ? h("span", { class: "muted" }, "…") : last ? [badge(last.status), " ", h("a", { href: jobHref(jobId, last.execution_id), class: "muted above" }, `#${last.execution_id}`)] : h("span", { class: "muted" }, "never run")),
+    h("td", null, last === undefined ? h("span", { class: "muted" }, "…") : last ? [badge(last.status), " ", h("a", { href: jobHref(jobId, last.execution_id), class: "muted above" }, `#${last.execution_id}`), triggerMark(jobId, last)] : h("span", { class: "muted" }, "never run")),
     h("td", null, times ? ago(Number.isFinite(times.started) ? times.started : times.queued) : null),
     h("td", null, last ? runDuration(last, times) : null));
 }

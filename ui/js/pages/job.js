@@ -1,8 +1,9 @@
 // A job: its run form and its executions, kept current from the event stream.
 
 import { api } from "../api.js";
-import { ago, badge, errorBox, executionTimes, fill, h, jobHref, setTitle, toast } from "../dom.js";
+import { ago, badge, errorBox, executionTimes, fill, formatDate, h, jobHref, parseTime, setTitle, toast, triggerMark, until } from "../dom.js";
 import { onEvent, onResync } from "../events.js";
+import { refreshJob, store, subscribe } from "../store.js";
 import { crumbs, runDuration } from "./common.js";
 
 const PAGE = 50;
@@ -14,11 +15,13 @@ export function jobPage(main, { jobId }, signal) {
   const listSlot = h("div", null);
   const count = h("span", { class: "count muted" });
   const limitsLine = h("p", { class: "limits muted", hidden: true });
+  const scheduleCard = h("section", { class: "card schedule", "aria-labelledby": "schedule-title", hidden: true });
   fill(main,
     crumbs(jobId),
     h("div", { class: "page-head" },
       h("h1", { tabindex: "-1" }, name), h("code", { class: "job-id" }, jobId)),
     limitsLine,
+    scheduleCard,
     h("section", { class: "card run-card", "aria-labelledby": "run-title" },
       h("h2", { id: "run-title" }, "Run"), formSlot),
     h("section", { class: "card", "aria-labelledby": "executions-title" },
@@ -43,6 +46,7 @@ export function jobPage(main, { jobId }, signal) {
       const parts = limits(job.settings);
       limitsLine.textContent = parts.length ? `Settings: ${parts.join(" · ")}` : "";
       limitsLine.hidden = !parts.length;
+      showSchedule();
       // Redrawn only when the spec changed, so that what was typed in stays.
       const spec = JSON.stringify([job.input_spec, job.error]);
       if (spec === shownSpec && formSlot.querySelector("form")) return;
@@ -133,6 +137,39 @@ export function jobPage(main, { jobId }, signal) {
     })();
   }
 
+  /** The schedule in words, its next run, Pause or Resume (nothing for an unscheduled job). */
+  function showSchedule() {
+    const schedule = job?.schedule;
+    scheduleCard.hidden = !schedule || typeof schedule !== "object";
+    if (scheduleCard.hidden) return;
+    const next = parseTime(job.next_run);
+    const paused = schedule.paused === true;
+    const button = paused
+      ? h("button", { type: "button", class: "btn primary", onclick: () => setPaused(false) }, "Resume")
+      : h("button", { type: "button", class: "btn", onclick: () => setPaused(true) }, "Pause");
+    fill(scheduleCard,
+      h("h2", { id: "schedule-title" }, "Schedule ", paused ? h("span", { class: "tag paused" }, "paused") : null),
+      h("p", { class: "schedule-rule" }, h("strong", null, schedule.description || "—"),
+        schedule.timezone ? h("span", { class: "muted" }, ` · ${schedule.timezone}`) : null),
+      h("p", { class: "next-run" }, "Next run: ",
+        paused ? h("span", { class: "muted" }, "none while paused")
+          : Number.isFinite(next) ? [until(next), h("span", { class: "muted" }, ` · ${formatDate(next)}`)]
+            : h("span", { class: "muted" }, "none")),
+      h("div", { class: "form-actions" }, button));
+  }
+
+  async function setPaused(pause) {
+    for (const b of scheduleCard.querySelectorAll("button")) b.disabled = true;
+    try {
+      await (pause ? api.pauseSchedule(jobId) : api.resumeSchedule(jobId));
+      toast(pause ? `Paused ${jobId}'s schedule` : `Resumed ${jobId}'s schedule`);
+    } catch (error) {
+      toast(`Could not ${pause ? "pause" : "resume"} the schedule: ${error.message}`, { kind: "error" });
+    }
+    await loadJob();
+    refreshJob(jobId);
+  }
+
   function runForm(job) {
     const spec = job.input_spec && typeof job.input_spec === "object" ? job.input_spec : {};
     const names = Object.keys(spec);
@@ -185,6 +222,13 @@ export function jobPage(main, { jobId }, signal) {
     loadJob();
     loadExecutions();
   }, signal);
+  // The store fetches a scheduled job again after its runs: its next run moved.
+  subscribe((change) => {
+    if (change.kind !== "job" || change.jobId !== jobId || !job) return;
+    const fresh = store.byId.get(jobId);
+    job = { ...job, next_run: fresh?.next_run ?? null, schedule: fresh?.schedule };
+    showSchedule();
+  }, signal);
 
   loadJob();
   loadExecutions();
@@ -226,7 +270,7 @@ function row(jobId, execution) {
   const started = Number.isFinite(times.started) ? times.started : times.queued;
   return h("tr", { dataset: { executionId: id, status: execution.status } },
     h("td", null, h("a", { href: jobHref(jobId, id), class: "row-link" }, `#${id}`)),
-    h("td", null, badge(execution.status, execution.timed_out === true ? " · timed out" : null)),
+    h("td", null, badge(execution.status, execution.timed_out === true ? " · timed out" : null), triggerMark(jobId, execution)),
     h("td", null, ago(started)),
     h("td", null, runDuration(execution, times)),
     h("td", { class: "exit num", title: result?.message || null }, result ? String(result.exit_code) : h("span", { class: "muted" }, "—")));
