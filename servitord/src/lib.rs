@@ -97,6 +97,7 @@ pub async fn run(
     // Runs left queued by a previous daemon go first, so workers start after recovery;
     // the API answers meanwhile.
     let recovered = CancellationToken::new();
+    let fsync = config.fsync;
     let mut workers = runs::workers::spawn(
         app.runs(),
         config.workers,
@@ -121,6 +122,8 @@ pub async fn run(
             drop(gate);
             tokio::spawn(runs::retries::run(
                 Arc::clone(app.runs()),
+                app.workdir().retries_path(),
+                fsync,
                 app.shutdown().clone(),
             ));
             // After recovery: what a fire queues goes behind the runs left queued.

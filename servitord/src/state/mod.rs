@@ -5,6 +5,7 @@
 pub mod files;
 mod history;
 pub mod retention;
+pub mod retries;
 pub mod schedules;
 mod store;
 pub mod timestamp;

@@ -49,6 +49,11 @@ impl Workdir {
         self.state_dir().join(super::schedules::SCHEDULES)
     }
 
+    /// `state/retries.json`: the retries waiting for their delay.
+    pub fn retries_path(&self) -> PathBuf {
+        self.state_dir().join(super::retries::RETRIES)
+    }
+
     /// `state/jobs/<job>/executions`: safe to join, since a `JobId` has no `..`,
     /// absolute or hidden segments.
     pub fn executions_dir(&self, job: &JobId) -> PathBuf {

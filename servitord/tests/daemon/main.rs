@@ -17,6 +17,7 @@ mod operations;
 mod process;
 mod requests;
 mod restart;
+mod retries;
 mod runs;
 mod schedules;
 mod security;
