@@ -8,7 +8,7 @@
 //! cargo bench -p servitord --bench e2e -- --smoke          # tiny sizes, for CI (seconds)
 //! SERVITOR_BENCH_SMOKE=1 cargo bench -p servitord          # the same
 //! cargo bench -p servitord --bench e2e -- --markdown       # the tables also in Markdown
-//! cargo bench -p servitord --bench e2e -- --only runs,logs # groups: reads runs logs load scaling
+//! cargo bench -p servitord --bench e2e -- --only runs,logs # groups: reads runs logs load scaling schedules
 //! cargo bench -p servitord --bench e2e -- --rust-log info  # the daemon's RUST_LOG (default warn)
 //! cargo bench -p servitord --bench e2e -- --keep           # keep target/bench-work/<pid>/
 //! ```
@@ -29,6 +29,7 @@ mod reads;
 mod report;
 mod runs;
 mod scaling;
+mod schedules;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -62,6 +63,12 @@ pub struct Sizes {
     pub event_clients: usize,
     pub concurrency_scales: Vec<usize>,
     pub poster_scales: Vec<usize>,
+    /// Jobs scheduled every second, and for how many seconds their fires are measured.
+    pub scheduled_jobs: usize,
+    pub fire_span_secs: u64,
+    /// Hourly schedules of the idle daemon, and how long its CPU time is measured.
+    pub idle_schedules: usize,
+    pub idle_span_secs: u64,
 }
 
 impl Sizes {
@@ -86,6 +93,10 @@ impl Sizes {
             event_clients: 1000,
             concurrency_scales: vec![1, 4, 16, 64],
             poster_scales: vec![1, 4, 16],
+            scheduled_jobs: 1000,
+            fire_span_secs: 5,
+            idle_schedules: 10_000,
+            idle_span_secs: 10,
         }
     }
 
@@ -110,6 +121,10 @@ impl Sizes {
             event_clients: 8,
             concurrency_scales: vec![1, 4],
             poster_scales: vec![1, 4],
+            scheduled_jobs: 20,
+            fire_span_secs: 2,
+            idle_schedules: 100,
+            idle_span_secs: 1,
         }
     }
 }
@@ -128,7 +143,7 @@ pub struct Bench {
     pub notes: Vec<String>,
 }
 
-const GROUPS: [&str; 5] = ["reads", "runs", "logs", "load", "scaling"];
+const GROUPS: [&str; 6] = ["reads", "runs", "logs", "load", "scaling", "schedules"];
 
 struct Options {
     smoke: bool,
@@ -241,6 +256,9 @@ fn main() -> ExitCode {
     }
     if selected("scaling") {
         failed |= report_error("scaling", scaling::run(&mut bench));
+    }
+    if selected("schedules") {
+        failed |= report_error("schedules", schedules::run(&mut bench));
     }
 
     let title = format!(
