@@ -268,7 +268,10 @@ fn a_busy_job_with_on_busy_skip_skips_fires() {
 #[test]
 fn a_failing_job_is_retried_with_its_delays_and_hooks_know() {
     let wd = Workdir::new()
-        .job("flaky", &sh("echo \"$WHO\" >> \"$SERVITOR_ROOT/ran\"; exit 3"))
+        .job(
+            "flaky",
+            &sh("echo \"$WHO $TOKEN\" >> \"$SERVITOR_ROOT/ran\"; exit 3"),
+        )
         .input_spec("flaky", r#"{"WHO": {}, "TOKEN": {"secret": true}}"#)
         .file(
             "config/jobs/flaky.settings.json",
@@ -309,7 +312,8 @@ fn a_failing_job_is_retried_with_its_delays_and_hooks_know() {
         assert_eq!(run.execution.input_values["WHO"], "ada");
         assert_eq!(run.execution.input_values["TOKEN"], "********");
     }
-    assert_eq!(wd.read("ran"), "ada\nada\nada\n");
+    // The secret reaches every retry, from memory.
+    assert_eq!(wd.read("ran"), "ada s3cret\nada s3cret\nada s3cret\n");
     let gap = |a: usize, b: usize| created_at(&runs[b]).duration_since(created_at(&runs[a]));
     assert!(
         gap(0, 1) >= jiff::SignedDuration::from_millis(500),
