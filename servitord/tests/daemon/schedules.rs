@@ -372,3 +372,27 @@ fn a_cancelled_run_is_never_retried() {
     daemon.wait_ended("stoppable", &retry.execution.execution_id);
     assert_eq!(runs_of(&daemon, "stoppable").len(), 3);
 }
+
+#[test]
+fn a_retry_waiting_when_servitord_stops_is_not_made() {
+    let wd = Workdir::new().job("fails", &sh("exit 1")).file(
+        "config/jobs/fails.settings.json",
+        r#"{"retry": {"attempts": 1, "delay": "1h"}}"#,
+    );
+    let mut daemon = wd.start();
+    let id = daemon.run("fails", &[]);
+    daemon.wait_status("fails", &id, Failure);
+    wait_until("the retry to be planned", TIMEOUT, || {
+        daemon.log().contains("a retry follows")
+    });
+    daemon.restart();
+    assert!(
+        daemon
+            .log()
+            .contains("the retry of this failed run is not made"),
+        "{}",
+        daemon.log()
+    );
+    let runs = runs_of(&daemon, "fails");
+    assert_eq!(runs.len(), 1);
+}
