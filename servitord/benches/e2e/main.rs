@@ -8,7 +8,7 @@
 //! cargo bench -p servitord --bench e2e -- --smoke          # tiny sizes, for CI (seconds)
 //! SERVITOR_BENCH_SMOKE=1 cargo bench -p servitord          # the same
 //! cargo bench -p servitord --bench e2e -- --markdown       # the tables also in Markdown
-//! cargo bench -p servitord --bench e2e -- --only runs,logs # groups: reads runs logs load scaling slurm
+//! cargo bench -p servitord --bench e2e -- --only runs,logs # groups: reads runs logs load scaling slurm schedules
 //! cargo bench -p servitord --bench e2e -- --tmpfs          # runs' folders on a tmpfs (root)
 //! cargo bench -p servitord --bench e2e -- --servitord PATH # another build (and --servitorctl PATH)
 //! cargo bench -p servitord --bench e2e -- --rust-log info  # the daemon's RUST_LOG (default warn)
@@ -32,6 +32,7 @@ mod reads_under_load;
 mod report;
 mod runs;
 mod scaling;
+mod schedules;
 mod slurm;
 mod tmpfs;
 
@@ -70,6 +71,12 @@ pub struct Sizes {
     /// Runs on the Slurm cluster: one at a time, then posted at once.
     pub slurm_latency_runs: usize,
     pub slurm_runs: usize,
+    /// Jobs scheduled every second, and for how many seconds their fires are measured.
+    pub scheduled_jobs: usize,
+    pub fire_span_secs: u64,
+    /// Hourly schedules of the idle daemon, and how long its CPU time is measured.
+    pub idle_schedules: usize,
+    pub idle_span_secs: u64,
 }
 
 impl Sizes {
@@ -96,6 +103,10 @@ impl Sizes {
             poster_scales: vec![1, 4, 16],
             slurm_latency_runs: 10,
             slurm_runs: 200,
+            scheduled_jobs: 1000,
+            fire_span_secs: 5,
+            idle_schedules: 10_000,
+            idle_span_secs: 10,
         }
     }
 
@@ -122,6 +133,10 @@ impl Sizes {
             poster_scales: vec![1, 4],
             slurm_latency_runs: 2,
             slurm_runs: 10,
+            scheduled_jobs: 20,
+            fire_span_secs: 2,
+            idle_schedules: 100,
+            idle_span_secs: 1,
         }
     }
 }
@@ -140,7 +155,15 @@ pub struct Bench {
     pub notes: Vec<String>,
 }
 
-const GROUPS: [&str; 6] = ["reads", "runs", "logs", "load", "scaling", "slurm"];
+const GROUPS: [&str; 7] = [
+    "reads",
+    "runs",
+    "logs",
+    "load",
+    "scaling",
+    "slurm",
+    "schedules",
+];
 
 struct Options {
     smoke: bool,
@@ -293,6 +316,9 @@ fn main() -> ExitCode {
     }
     if selected("slurm") {
         failed |= report_error("slurm", slurm::run(&mut bench));
+    }
+    if selected("schedules") {
+        failed |= report_error("schedules", schedules::run(&mut bench));
     }
 
     let title = format!(

@@ -1,6 +1,5 @@
 //! `/api/jobs/*`: the job list, one job, and starting a run.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -39,15 +38,23 @@ async fn with_last_executions(
 ) -> Bytes {
     let jobs = entries.iter().map(|entry| entry.file.id.clone()).collect();
     let lasts = app.history().last_executions_json(jobs).await;
-    let schedules =
-        (app.schedules().scheduler()).states(entries.iter().map(|entry| entry.file.id.as_str()));
-    let size: usize = entries.iter().map(|e| e.json_head.len()).sum::<usize>()
+    // Only scheduled jobs are looked up: the others' `next_run` is `null`.
+    let scheduled = entries.iter().filter(|entry| entry.schedule_head.is_some());
+    let mut schedules = (app.schedules().scheduler())
+        .states(scheduled.map(|entry| entry.file.id.as_str()))
+        .into_iter();
+    let size: usize = (entries.iter())
+        .map(|e| e.json_head.len() + e.schedule_head.as_ref().map_or(0, Bytes::len) + 40)
+        .sum::<usize>()
         + lasts.iter().map(Bytes::len).sum::<usize>();
     let mut body = Vec::with_capacity(size + entries.len() * 2 + open.len() + close.len());
     body.extend_from_slice(open);
-    for (at, ((entry, last), (next, paused))) in
-        entries.iter().zip(&lasts).zip(schedules).enumerate()
-    {
+    let mut formatted: Option<(jiff::Timestamp, String)> = None;
+    for (at, (entry, last)) in entries.iter().zip(&lasts).enumerate() {
+        let (next, paused) = match entry.schedule_head {
+            Some(_) => schedules.next().unwrap_or_default(),
+            None => (None, false),
+        };
         if at > 0 {
             body.push(b',');
         }
@@ -55,9 +62,15 @@ async fn with_last_executions(
         body.extend_from_slice(last);
         body.extend_from_slice(b",\"next_run\":");
         match (next, &entry.schedule_head) {
-            // Fire times are whole seconds: RFC 3339 without a fraction.
+            // Fire times are whole seconds: RFC 3339 without a fraction. Many jobs
+            // share one (`@hourly`): formatted once for a run of them.
             (Some(next), Some(_)) => {
-                let _ = write!(body, "\"{next}\"");
+                if formatted.as_ref().is_none_or(|(at, _)| *at != next) {
+                    formatted = Some((next, format!("\"{next}\"")));
+                }
+                if let Some((_, text)) = &formatted {
+                    body.extend_from_slice(text.as_bytes());
+                }
             }
             _ => body.extend_from_slice(b"null"),
         }

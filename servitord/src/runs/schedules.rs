@@ -112,7 +112,9 @@ impl Schedules {
         shutdown: CancellationToken,
     ) {
         let first = catalog.snapshot().await;
-        self.sync(&first);
+        // Working out thousands of next fire times takes a while: off the async threads.
+        let (this, scanned) = (Arc::clone(&self), Arc::clone(&first));
+        let _ = tokio::task::spawn_blocking(move || this.sync(&scanned)).await;
         tokio::spawn(Arc::clone(&self).follow_edits(catalog, first, shutdown.clone()));
 
         let (fired, mut fires) = mpsc::unbounded_channel();
