@@ -246,7 +246,10 @@ fn main() -> ExitCode {
         .clone()
         .unwrap_or_else(|| servitord.with_file_name("servitorctl"));
     if !servitord.is_file() {
-        eprintln!("e2e: no servitord at {}", servitord.display());
+        eprintln!(
+            "e2e: no servitord at {} (a relative path is read from servitord/, where cargo runs the bench)",
+            servitord.display()
+        );
         return ExitCode::from(2);
     }
     // The bench runs as target/release/deps/e2e-<hash>.
