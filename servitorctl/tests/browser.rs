@@ -1044,6 +1044,28 @@ async fn a_scheduled_job_shows_its_next_run_its_fired_and_retried_runs_and_pause
             &format!("return (() => {{ {SCHEDULE_CARD} }})()?.button === 'Pause';"),
         )
         .await;
+    // The next run moves at each fire, and the card with it; the Pause button that has
+    // the focus (or the pointer) stays the same.
+    let shown_next = browser
+        .js(
+            "const button = document.querySelector('section.schedule .form-actions button');
+             button.focus();
+             window.pauseButton = button;
+             return document.querySelector('section.schedule .next-run time').dataset.until;",
+        )
+        .await;
+    browser
+        .wait_with(
+            "the next run to move",
+            "const time = document.querySelector('section.schedule .next-run time');
+             return time && time.dataset.until !== arguments[0];",
+            vec![shown_next],
+        )
+        .await;
+    let kept = browser
+        .js("return window.pauseButton.isConnected && document.activeElement === window.pauseButton;")
+        .await;
+    assert_eq!(kept, json!(true), "the Pause button was replaced");
     browser.click("section.schedule .form-actions button").await;
     let card = browser
         .wait(
