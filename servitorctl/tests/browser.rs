@@ -1040,8 +1040,8 @@ async fn a_scheduled_job_shows_its_next_run_its_fired_and_retried_runs_and_pause
     browser.goto(&servitor.url("#/job/flaky")).await;
     browser
         .wait(
-            "the schedule card's Pause button",
-            &format!("return (() => {{ {SCHEDULE_CARD} }})()?.button === 'Pause';"),
+            "the schedule card's Pause button and next run",
+            &format!("const card = (() => {{ {SCHEDULE_CARD} }})(); return card?.button === 'Pause' && card.next === 'time';"),
         )
         .await;
     // The next run moves at each fire, and the card with it; the Pause button that has
