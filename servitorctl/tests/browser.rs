@@ -903,3 +903,219 @@ async fn hundreds_of_jobs_show_their_status_and_a_cli_run_updates_its_row_and_fo
         .await;
     browser.close().await;
 }
+
+/// The job page's schedule card (null while hidden): {rule, next ('time' when a next run
+/// is shown, else the line's text), paused, button}.
+const SCHEDULE_CARD: &str = "const card = document.querySelector('section.schedule');
+    if (!card || card.hidden) return null;
+    return {
+      rule: card.querySelector('.schedule-rule').textContent,
+      next: card.querySelector('.next-run time[data-until]') ? 'time' : card.querySelector('.next-run').textContent,
+      paused: card.querySelector('.tag.paused') !== null,
+      button: card.querySelector('.form-actions button')?.textContent,
+    };";
+
+/// The job ids in the overview's next runs, soonest first (none while it is hidden).
+const NEXT_RUN_JOBS: &str = "((list) => list && !list.closest('section').hidden
+    ? [...list.querySelectorAll('li')].map((li) => li.dataset.jobId) : [])(
+    document.querySelector('.next-runs'))";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_job_shows_its_next_run_its_fired_and_retried_runs_and_pauses() {
+    let Some(tools) =
+        harness::tools("a_scheduled_job_shows_its_next_run_its_fired_and_retried_runs_and_pauses")
+    else {
+        return;
+    };
+    let servitor = Servitor::start(
+        Workdir::new()
+            .job("flaky", "#!/bin/sh\necho 'no luck'\nexit 1\n")
+            .file(
+                "config/jobs/flaky.settings.json",
+                r#"{"schedule": "*/2 * * * * *", "timezone": "Europe/Madrid",
+                    "retry": {"attempts": 1, "delay": "1s"}}"#,
+            )
+            .job("hourly", "#!/bin/sh\necho 'on the hour'\n")
+            .file(
+                "config/jobs/hourly.settings.json",
+                r#"{"schedule": "0 * * * *", "timezone": "UTC"}"#,
+            )
+            .job("hello", "#!/bin/sh\necho hello\n"),
+    );
+    let job = |id: &str| -> serde_json::Value {
+        servitor
+            .daemon
+            .get_json(&format!("/api/jobs/get?job_id={id}"))
+    };
+    let browser = Browser::start(&tools, "schedule").await;
+
+    // The overview lists both scheduled jobs among the next runs, not the other one.
+    browser.goto(&servitor.url("")).await;
+    browser.wait("the live connection", CONNECTED).await;
+    let next_runs = browser
+        .wait(
+            "the overview's next runs",
+            "const items = [...document.querySelectorAll('.next-runs li')];
+             const card = document.querySelector('.next-runs')?.closest('section');
+             if (!card || card.hidden || items.length < 2) return null;
+             return Object.fromEntries(items.map((li) => [li.dataset.jobId,
+               li.querySelector('time[data-until]') !== null && li.textContent]));",
+        )
+        .await;
+    assert_eq!(
+        next_runs.as_object().map(|o| o.len()),
+        Some(2),
+        "{next_runs}"
+    );
+    assert!(
+        next_runs["flaky"]
+            .as_str()
+            .is_some_and(|t| t.contains("Every 2 seconds")),
+        "{next_runs}"
+    );
+    assert!(
+        next_runs["hourly"]
+            .as_str()
+            .is_some_and(|t| t.contains("At minute 0 past every hour")),
+        "{next_runs}"
+    );
+
+    // The job's page: the schedule in words, its zone, a next run.
+    browser.goto(&servitor.url("#/job/flaky")).await;
+    let card = browser
+        .wait(
+            "the schedule card with a next run",
+            &format!("const card = (() => {{ {SCHEDULE_CARD} }})(); return card?.next === 'time' && card;"),
+        )
+        .await;
+    assert_eq!(
+        card,
+        json!({"rule": "Every 2 seconds · Europe/Madrid", "next": "time", "paused": false, "button": "Pause"})
+    );
+
+    // A fired run fails and is retried once: the rows say which is which.
+    let marks = browser
+        .wait(
+            "a scheduled run and its retry in the executions",
+            "const rows = [...document.querySelectorAll('tr[data-execution-id]')];
+             const mark = (tr) => tr.querySelector('.trigger');
+             const retry = rows.find((tr) => mark(tr)?.dataset.trigger === 'retry');
+             if (!retry) return null;
+             const of = mark(retry).querySelector('a')?.textContent;
+             const fired = rows.find((tr) => '#' + tr.dataset.executionId === of);
+             if (!fired || mark(fired)?.dataset.trigger !== 'schedule' || fired.dataset.status !== 'failure') return null;
+             return {retry: retry.dataset.executionId, fired: fired.dataset.executionId,
+               retryMark: mark(retry).textContent, retryTitle: mark(retry).title,
+               firedMark: mark(fired).textContent};",
+        )
+        .await;
+    let fired = marks["fired"].as_str().unwrap().to_owned();
+    let retry = marks["retry"].as_str().unwrap().to_owned();
+    assert_eq!(marks["retryMark"], json!(format!("retry of #{fired}")));
+    assert_eq!(marks["retryTitle"], json!("attempt 1"));
+    assert_eq!(marks["firedMark"], json!("schedule"));
+    let retried: serde_json::Value = servitor.daemon.get_json(&format!(
+        "/api/jobs/executions/get?job_id=flaky&execution_id={retry}"
+    ));
+    assert_eq!(retried["trigger"], json!("retry"), "{retried}");
+    assert_eq!(retried["retry_of"], json!(fired), "{retried}");
+    assert_eq!(retried["attempt"], json!(1), "{retried}");
+
+    // The retry's own page says what started it.
+    browser
+        .goto(&servitor.url(&format!("#/job/flaky/execution/{retry}")))
+        .await;
+    let started_by = browser
+        .wait(
+            "the retry's page to say what started it",
+            "const dd = [...document.querySelectorAll('.facts dt')]
+               .find((dt) => dt.textContent === 'Started by')?.nextElementSibling;
+             return dd && dd.textContent;",
+        )
+        .await;
+    assert_eq!(started_by, json!(format!("retry of #{fired} · attempt 1")));
+    browser.screenshot("retry").await;
+
+    // Pause: the page shows it, and servitord has no next run for the job.
+    browser.goto(&servitor.url("#/job/flaky")).await;
+    browser
+        .wait(
+            "the schedule card's Pause button and next run",
+            &format!("const card = (() => {{ {SCHEDULE_CARD} }})(); return card?.button === 'Pause' && card.next === 'time';"),
+        )
+        .await;
+    // The next run moves at each fire, and the card with it; the Pause button that has
+    // the focus (or the pointer) stays the same.
+    let shown_next = browser
+        .js(
+            "const button = document.querySelector('section.schedule .form-actions button');
+             button.focus();
+             window.pauseButton = button;
+             return document.querySelector('section.schedule .next-run time').dataset.until;",
+        )
+        .await;
+    browser
+        .wait_with(
+            "the next run to move",
+            "const time = document.querySelector('section.schedule .next-run time');
+             return time && time.dataset.until !== arguments[0];",
+            vec![shown_next],
+        )
+        .await;
+    let kept = browser
+        .js("return window.pauseButton.isConnected && document.activeElement === window.pauseButton;")
+        .await;
+    assert_eq!(kept, json!(true), "the Pause button was replaced");
+    browser.click("section.schedule .form-actions button").await;
+    let card = browser
+        .wait(
+            "the schedule card to show it is paused",
+            &format!("const card = (() => {{ {SCHEDULE_CARD} }})(); return card?.paused && card;"),
+        )
+        .await;
+    assert_eq!(
+        card,
+        json!({"rule": "Every 2 seconds · Europe/Madrid", "next": "Next run: none while paused", "paused": true, "button": "Resume"})
+    );
+    let paused = job("flaky");
+    assert_eq!(paused["schedule"]["paused"], json!(true), "{paused}");
+    assert_eq!(paused["next_run"], json!(null), "{paused}");
+    browser.screenshot("paused").await;
+    // The overview leaves a paused job out of the next runs.
+    browser.goto(&servitor.url("")).await;
+    browser
+        .wait(
+            "the overview's next runs without the paused job",
+            &format!("return JSON.stringify({NEXT_RUN_JOBS}) === '[\"hourly\"]';"),
+        )
+        .await;
+
+    // Resume brings the next run back, on the page and in the overview.
+    browser.goto(&servitor.url("#/job/flaky")).await;
+    browser
+        .wait(
+            "the schedule card's Resume button",
+            &format!("return (() => {{ {SCHEDULE_CARD} }})()?.button === 'Resume';"),
+        )
+        .await;
+    browser.click("section.schedule .form-actions button").await;
+    let card = browser
+        .wait(
+            "the schedule card to show a next run again",
+            &format!("const card = (() => {{ {SCHEDULE_CARD} }})(); return card && !card.paused && card.next === 'time' && card;"),
+        )
+        .await;
+    assert_eq!(card["button"], json!("Pause"));
+    let resumed = job("flaky");
+    assert_eq!(resumed["schedule"]["paused"], json!(false), "{resumed}");
+    assert!(resumed["next_run"].is_string(), "{resumed}");
+    browser.goto(&servitor.url("")).await;
+    browser
+        .wait(
+            "the overview's next runs to list the resumed job again",
+            &format!("return {NEXT_RUN_JOBS}.includes('flaky');"),
+        )
+        .await;
+
+    browser.close().await;
+}

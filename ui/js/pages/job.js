@@ -137,6 +137,15 @@ export function jobPage(main, { jobId }, signal) {
     })();
   }
 
+  // The card is redrawn each time the job runs (its next run moved): its parts are
+  // refilled in place, so that the Pause button under the pointer or with the focus
+  // stays the same element.
+  const scheduleTitle = h("h2", { id: "schedule-title" });
+  const scheduleRule = h("p", { class: "schedule-rule" });
+  const nextRun = h("p", { class: "next-run" });
+  const pauseButton = h("button", { type: "button", class: "btn", onclick: () => setPaused(job?.schedule?.paused !== true) });
+  fill(scheduleCard, scheduleTitle, scheduleRule, nextRun, h("div", { class: "form-actions" }, pauseButton));
+
   /** The schedule in words, its next run, Pause or Resume (nothing for an unscheduled job). */
   function showSchedule() {
     const schedule = job?.schedule;
@@ -144,22 +153,19 @@ export function jobPage(main, { jobId }, signal) {
     if (scheduleCard.hidden) return;
     const next = parseTime(job.next_run);
     const paused = schedule.paused === true;
-    const button = paused
-      ? h("button", { type: "button", class: "btn primary", onclick: () => setPaused(false) }, "Resume")
-      : h("button", { type: "button", class: "btn", onclick: () => setPaused(true) }, "Pause");
-    fill(scheduleCard,
-      h("h2", { id: "schedule-title" }, "Schedule ", paused ? h("span", { class: "tag paused" }, "paused") : null),
-      h("p", { class: "schedule-rule" }, h("strong", null, schedule.description || "—"),
-        schedule.timezone ? h("span", { class: "muted" }, ` · ${schedule.timezone}`) : null),
-      h("p", { class: "next-run" }, "Next run: ",
-        paused ? h("span", { class: "muted" }, "none while paused")
-          : Number.isFinite(next) ? [until(next), h("span", { class: "muted" }, ` · ${formatDate(next)}`)]
-            : h("span", { class: "muted" }, "none")),
-      h("div", { class: "form-actions" }, button));
+    pauseButton.textContent = paused ? "Resume" : "Pause";
+    pauseButton.className = paused ? "btn primary" : "btn";
+    fill(scheduleTitle, "Schedule ", paused ? h("span", { class: "tag paused" }, "paused") : null);
+    fill(scheduleRule, h("strong", null, schedule.description || "—"),
+      schedule.timezone ? h("span", { class: "muted" }, ` · ${schedule.timezone}`) : null);
+    fill(nextRun, "Next run: ",
+      paused ? h("span", { class: "muted" }, "none while paused")
+        : Number.isFinite(next) ? [until(next), h("span", { class: "muted" }, ` · ${formatDate(next)}`)]
+          : h("span", { class: "muted" }, "none"));
   }
 
   async function setPaused(pause) {
-    for (const b of scheduleCard.querySelectorAll("button")) b.disabled = true;
+    pauseButton.disabled = true;
     try {
       await (pause ? api.pauseSchedule(jobId) : api.resumeSchedule(jobId));
       toast(pause ? `Paused ${jobId}'s schedule` : `Resumed ${jobId}'s schedule`);
@@ -167,6 +173,7 @@ export function jobPage(main, { jobId }, signal) {
       toast(`Could not ${pause ? "pause" : "resume"} the schedule: ${error.message}`, { kind: "error" });
     }
     await loadJob();
+    pauseButton.disabled = false;
     refreshJob(jobId);
   }
 
