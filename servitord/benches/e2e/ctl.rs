@@ -51,7 +51,7 @@ pub fn run(bench: &mut Bench, runs: &Runs) -> io::Result<()> {
 
 /// The release `servitorctl` beside `servitord`, built if missing: `cargo bench`
 /// builds only this package's binaries.
-fn servitorctl(bench: &Bench) -> io::Result<PathBuf> {
+pub fn servitorctl(bench: &Bench) -> io::Result<PathBuf> {
     if !bench.servitorctl.is_file() {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         eprintln!("building the release servitorctl...");
