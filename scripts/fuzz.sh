@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes servitord's parsers of untrusted text: builds every target of servitord/fuzz,
-# runs each for SECONDS (default 60), prints how many inputs each one ran, and exits
-# non-zero if any target crashed (a panic, a failed property, a timeout or an
-# out-of-memory), naming the input that did it.
+# runs each for SECONDS (default 60; one target per CPU at a time), prints how many
+# inputs each one ran, and exits non-zero if any target crashed (a panic, a failed
+# property, a timeout or an out-of-memory), naming the input that did it.
 #
 #   scripts/fuzz.sh [SECONDS]
 #
@@ -37,24 +37,41 @@ options=(--fuzz-dir "$fuzz_dir" --target-dir "$work/build" --release --debug-ass
 cargo fuzz build "${options[@]}"
 mapfile -t targets < <(cargo fuzz list --fuzz-dir "$fuzz_dir")
 
+# Runs one target; its exit status goes to $work/logs/<target>.status.
+fuzz_target() {
+  local target=$1
+  local found="$work/corpus/$target" artifacts="$work/artifacts/$target"
+  local log="$work/logs/$target.log" status=0
+  local inputs=("$found") committed
+  for committed in "$fuzz_dir/corpus/$target" "$fuzz_dir/seeds/$target"; do
+    [[ -d $committed ]] && inputs+=("$committed")
+  done
+  echo "fuzz: $target for ${seconds}s" >&2
+  # -max_len: long enough for a 4096-byte job id and a query of 1001 parameters.
+  # -timeout: one input taking more than 10 s is a hang, reported as a crash.
+  cargo fuzz run "${options[@]}" "$target" "${inputs[@]}" -- \
+    -max_total_time="$seconds" -max_len=8192 -timeout=10 -print_final_stats=1 \
+    -artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
+  echo "$status" >"$work/logs/$target.status"
+}
+
+# One target per CPU at a time: each libFuzzer process is single-threaded.
+at_once=$(nproc)
+for target in "${targets[@]}"; do
+  mkdir -p "$work/corpus/$target" "$work/artifacts/$target" "$work/logs"
+  rm -f "$work/logs/$target.status"
+  while (($(jobs -rp | wc -l) >= at_once)); do wait -n || true; done
+  fuzz_target "$target" &
+done
+wait
+
 failed=()
 summary=()
 for target in "${targets[@]}"; do
   found="$work/corpus/$target"
   artifacts="$work/artifacts/$target"
   log="$work/logs/$target.log"
-  mkdir -p "$found" "$artifacts" "$(dirname "$log")"
-  echo "fuzz: $target for ${seconds}s" >&2
-  status=0
-  inputs=("$found")
-  for committed in "$fuzz_dir/corpus/$target" "$fuzz_dir/seeds/$target"; do
-    [[ -d $committed ]] && inputs+=("$committed")
-  done
-  # -max_len: long enough for a 4096-byte job id and a query of 1001 parameters.
-  # -timeout: one input taking more than 10 s is a hang, reported as a crash.
-  cargo fuzz run "${options[@]}" "$target" "${inputs[@]}" -- \
-    -max_total_time="$seconds" -max_len=8192 -timeout=10 -print_final_stats=1 \
-    -artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
+  status=$(cat "$work/logs/$target.status" 2>/dev/null || echo "?")
   executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   corpus_size=$(find "$found" -type f | wc -l)
   summary+=("$(printf '%-16s %12s executions  %6s inputs in %s  %s' \

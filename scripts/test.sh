@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, every test (daemon, CLI,
-# faults and load, installer, web UI in headless Chromium), a smoke run of the
-# benchmark, the fuzz targets for a bounded time, and schemathesis against the API.
+# faults and load, installer, web UI in headless Chromium), a smoke run of both
+# benchmarks, the fuzz targets for a bounded time, and schemathesis against the API.
 #
 #   scripts/test.sh            everything (~15 min on 2 cores, from a fresh clone)
-#   FUZZ_SECONDS=60 scripts/test.sh
+#   FUZZ_SECONDS=60 SCHEMATHESIS_SECONDS=120 scripts/test.sh   # longer fuzzing
 #
 # The browser tests need Debian's chromium and chromium-driver; as root on Debian this
 # installs them (and systemd, whose systemd-analyze checks the installer's unit) when
@@ -45,14 +45,13 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "tests"
 cargo test --workspace
 
-step "benchmark, smoke sizes"
-cargo bench -p servitord --bench e2e -- --smoke
+# One invocation builds both release binaries with the same features, so neither
+# benchmark builds the other package's binary again (--no-build).
+step "benchmarks, smoke sizes: the daemon's, and the web UI's in headless Chromium"
+cargo bench --workspace --bench e2e --bench ui -- --smoke --no-build
 
 step "fuzzing, ${FUZZ_SECONDS:-30} s per target"
 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 
-step "schemathesis against the OpenAPI description"
-scripts/schemathesis.sh
-
-step "web UI benchmark, smoke sizes (headless Chromium)"
-cargo bench -p servitorctl --bench ui -- --smoke
+step "schemathesis against the OpenAPI description, ${SCHEMATHESIS_SECONDS:-60} s"
+scripts/schemathesis.sh "${SCHEMATHESIS_SECONDS:-60}"

@@ -15,7 +15,12 @@
 //! cargo bench -p servitorctl --bench ui               # the full run (~10 min)
 //! cargo bench -p servitorctl --bench ui -- --smoke    # tiny sizes, for CI (seconds)
 //! cargo bench -p servitorctl --bench ui -- --cap 30   # give the old UI at most 30 s to load
+//! cargo bench -p servitorctl --bench ui -- --no-build # use target/release/servitord as it is
 //! ```
+//!
+//! `cargo bench --workspace --bench e2e --bench ui -- --smoke --no-build` (what CI runs)
+//! builds both release binaries in one go, with the features of one invocation, so
+//! neither benchmark builds the other package's binary again.
 
 use servitor_test_support as support;
 
@@ -41,6 +46,8 @@ struct Options {
     smoke: bool,
     /// How long the old UI may take to load before it is reported as "> cap".
     cap: Duration,
+    /// `--no-build`: the release servitord is used as it is, not rebuilt first.
+    no_build: bool,
 }
 
 impl Options {
@@ -48,6 +55,7 @@ impl Options {
         let mut options = Self {
             smoke: std::env::var_os("SERVITOR_BENCH_SMOKE").is_some_and(|v| v == "1"),
             cap: Duration::from_secs(60),
+            no_build: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -55,6 +63,7 @@ impl Options {
                 // Given by `cargo bench` to every bench binary.
                 "--bench" => {}
                 "--smoke" => options.smoke = true,
+                "--no-build" => options.no_build = true,
                 "--cap" => {
                     let text = args.next().ok_or("--cap needs a number of seconds")?;
                     let seconds: u64 = text
@@ -109,7 +118,9 @@ fn main() -> ExitCode {
     let Some(tools) = harness::tools("the web UI benchmark") else {
         return ExitCode::SUCCESS;
     };
-    ensure_release_servitord();
+    if !options.no_build {
+        ensure_release_servitord();
+    }
     let old_ui = tempfile::TempDir::new().expect("a temporary folder");
     let old_root = extract_old_ui(old_ui.path());
     let new_root = harness::ui_root();

@@ -49,10 +49,16 @@ pub fn run(bench: &mut Bench, runs: &Runs) -> io::Result<()> {
     Ok(())
 }
 
-/// The release `servitorctl` beside `servitord`, built if missing: `cargo bench`
-/// builds only this package's binaries.
+/// The release `servitorctl` beside `servitord`, built if missing (unless `--no-build`):
+/// `cargo bench -p servitord` builds only this package's binaries.
 pub fn servitorctl(bench: &Bench) -> io::Result<PathBuf> {
     if !bench.servitorctl.is_file() {
+        if bench.no_build {
+            return Err(io::Error::other(format!(
+                "no servitorctl at {} (--no-build)",
+                bench.servitorctl.display()
+            )));
+        }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         eprintln!("building the release servitorctl...");
         let status = Command::new(cargo)

@@ -13,6 +13,7 @@
 //! cargo bench -p servitord --bench e2e -- --servitord PATH # another build (and --servitorctl PATH)
 //! cargo bench -p servitord --bench e2e -- --rust-log info  # the daemon's RUST_LOG (default warn)
 //! cargo bench -p servitord --bench e2e -- --keep           # keep target/bench-work/<pid>/
+//! cargo bench -p servitord --bench e2e -- --no-build       # never build servitorctl
 //! ```
 //!
 //! Options need `--bench e2e`: cargo hands them to every bench target of the package,
@@ -146,6 +147,8 @@ pub struct Bench {
     pub sizes: Sizes,
     pub launch: Launch,
     pub servitorctl: PathBuf,
+    /// `--no-build`: a missing servitorctl is an error rather than built.
+    pub no_build: bool,
     /// Cached large fixtures (`target/bench-fixtures/`).
     pub fixtures: PathBuf,
     /// This run's fresh working directories (`target/bench-work/<pid>/`).
@@ -174,6 +177,7 @@ struct Options {
     tmpfs: bool,
     servitord: Option<PathBuf>,
     servitorctl: Option<PathBuf>,
+    no_build: bool,
 }
 
 impl Options {
@@ -187,6 +191,7 @@ impl Options {
             tmpfs: false,
             servitord: None,
             servitorctl: None,
+            no_build: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -210,6 +215,7 @@ impl Options {
                     options.rust_log = args.next().ok_or("--rust-log needs a filter")?
                 }
                 "--tmpfs" => options.tmpfs = true,
+                "--no-build" => options.no_build = true,
                 "--servitord" => {
                     options.servitord = Some(args.next().ok_or("--servitord needs a path")?.into())
                 }
@@ -283,6 +289,7 @@ fn main() -> ExitCode {
             args: Vec::new(),
         },
         servitorctl,
+        no_build: options.no_build,
         fixtures: target.join("bench-fixtures"),
         work: work.clone(),
         rows: Vec::new(),
