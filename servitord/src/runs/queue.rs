@@ -60,13 +60,23 @@ pub struct RunQueue {
 
 #[derive(Default)]
 struct State {
-    waiting: VecDeque<Ticket>,
+    /// Per lane (`Lane as usize`): a lane's taker, and each end of a run, then look
+    /// at that lane's runs only, not past thousands of the other's.
+    waiting: [VecDeque<Ticket>; 2],
     active: HashMap<RunId, CancellationToken>,
     /// Runs of `on_busy: skip` jobs admitted but not queued yet, per job.
     reserved: HashMap<JobId, usize>,
 }
 
 impl State {
+    fn waiting_in(&mut self, lane: Lane) -> &mut VecDeque<Ticket> {
+        &mut self.waiting[lane as usize]
+    }
+
+    fn all_waiting(&self) -> impl Iterator<Item = &Ticket> {
+        self.waiting.iter().flatten()
+    }
+
     fn active_of(&self, job: &JobId) -> usize {
         self.active.keys().filter(|run| &run.job == job).count()
     }
@@ -104,7 +114,7 @@ pub struct Reservation<'a> {
 impl RunQueue {
     pub fn push(&self, ticket: Ticket) {
         let lane = ticket.lane;
-        self.lock().waiting.push_back(ticket);
+        self.lock().waiting_in(lane).push_back(ticket);
         self.changed(lane).notify_one();
     }
 
@@ -118,7 +128,7 @@ impl RunQueue {
         {
             let mut state = self.lock();
             for ticket in tickets.into_iter().rev() {
-                state.waiting.push_front(ticket);
+                state.waiting_in(ticket.lane).push_front(ticket);
             }
         }
         for lane in lanes {
@@ -132,7 +142,7 @@ impl RunQueue {
     pub fn reserve(&self, job: &JobId, limit: u32) -> Result<Reservation<'_>, Busy> {
         let mut state = self.lock();
         let taken = state.active_of(job)
-            + state.waiting.iter().filter(|t| &t.run.job == job).count()
+            + state.all_waiting().filter(|t| &t.run.job == job).count()
             + state.reserved.get(job).copied().unwrap_or(0);
         if taken >= limit as usize {
             return Err(Busy);
@@ -151,16 +161,18 @@ impl RunQueue {
             let changed = self.changed(lane).notified();
             {
                 let mut state = self.lock();
-                if let Some(at) = state
-                    .waiting
+                if let Some(at) = state.waiting[lane as usize]
                     .iter()
-                    .position(|t| t.lane == lane && state.has_room(t))
+                    .position(|t| state.has_room(t))
                 {
-                    let ticket = state.waiting.remove(at).expect("position is in range");
+                    let ticket = state
+                        .waiting_in(lane)
+                        .remove(at)
+                        .expect("position is in range");
                     state
                         .active
                         .insert(ticket.run.clone(), ticket.cancel.clone());
-                    if state.waiting.iter().any(|t| t.lane == lane) {
+                    if !state.waiting_in(lane).is_empty() {
                         // Pass the wake-up on: several runs may have arrived at once.
                         self.changed(lane).notify_one();
                     }
@@ -183,7 +195,7 @@ impl RunQueue {
         let mut state = self.lock();
         state.active.remove(run);
         for lane in [Lane::Local, Lane::Remote] {
-            if state.waiting.iter().any(|t| t.lane == lane) {
+            if !state.waiting_in(lane).is_empty() {
                 self.changed(lane).notify_one();
             }
         }
@@ -191,9 +203,11 @@ impl RunQueue {
 
     pub fn cancel(&self, run: &RunId) -> Cancelled {
         let mut state = self.lock();
-        if let Some(at) = state.waiting.iter().position(|t| &t.run == run) {
-            state.waiting.remove(at);
-            return Cancelled::WasWaiting;
+        for waiting in &mut state.waiting {
+            if let Some(at) = waiting.iter().position(|t| &t.run == run) {
+                waiting.remove(at);
+                return Cancelled::WasWaiting;
+            }
         }
         match state.active.get(run) {
             Some(token) => {
@@ -205,7 +219,7 @@ impl RunQueue {
     }
 
     pub fn waiting(&self) -> usize {
-        self.lock().waiting.len()
+        self.lock().waiting.iter().map(VecDeque::len).sum()
     }
 
     pub fn active(&self) -> usize {
@@ -226,7 +240,7 @@ impl Reservation<'_> {
             if let Some(job) = self.job.take() {
                 release(&mut state, &job);
             }
-            state.waiting.push_back(ticket);
+            state.waiting_in(lane).push_back(ticket);
         }
         self.queue.changed(lane).notify_one();
     }
@@ -291,6 +305,31 @@ mod tests {
         queue.done(&key);
         assert!(matches!(queue.cancel(&key), Cancelled::NotHere));
         assert_eq!(queue.active(), 2);
+    }
+
+    #[tokio::test]
+    async fn each_lane_takes_its_own_runs_in_order() {
+        let queue = RunQueue::default();
+        let remote = |job, id| Ticket {
+            lane: Lane::Remote,
+            ..Ticket::new(run(job, id), None)
+        };
+        queue.push(Ticket::new(run("local", 1), None));
+        queue.push(remote("cluster", 1));
+        queue.push(Ticket::new(run("local", 2), None));
+        queue.push(remote("cluster", 2));
+        queue.push(remote("cluster", 3));
+        assert_eq!(queue.waiting(), 5);
+
+        assert!(matches!(
+            queue.cancel(&run("cluster", 2)),
+            Cancelled::WasWaiting
+        ));
+        assert_eq!(queue.pop(Lane::Remote).await.run, run("cluster", 1));
+        assert_eq!(queue.pop(Lane::Local).await.run, run("local", 1));
+        assert_eq!(queue.pop(Lane::Remote).await.run, run("cluster", 3));
+        assert_eq!(queue.pop(Lane::Local).await.run, run("local", 2));
+        assert_eq!((queue.waiting(), queue.active()), (0, 4));
     }
 
     #[tokio::test]
