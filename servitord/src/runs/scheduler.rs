@@ -232,10 +232,14 @@ impl Scheduler {
         self.lock().running = true;
         loop {
             let (now, monotonic) = (self.now(), Instant::now());
-            let (due, earliest) = self.take_due(now);
+            let due = self.take_due(now);
+            let fired: Vec<String> = due.iter().map(|fire| fire.job.clone()).collect();
+            // Handed out before their next fire times are worked out (microseconds
+            // each): with a thousand due at once, the last would wait for them all.
             for fire in due {
                 on_fire(fire);
             }
+            let earliest = self.reschedule(&fired, now);
             let deadline = earliest.map(|at| {
                 let wait = Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
                 monotonic + wait.min(MAX_SLEEP)
@@ -248,36 +252,49 @@ impl Scheduler {
         }
     }
 
-    /// Takes the fires due at `now` off the timeline, puts their jobs back at their
-    /// next fire times, and tells the earliest fire time left.
-    fn take_due(&self, now: Timestamp) -> (Vec<Fire>, Option<Timestamp>) {
+    /// Takes the fires due at `now` off the timeline. Their jobs are off it until
+    /// `reschedule` puts them back.
+    fn take_due(&self, now: Timestamp) -> Vec<Fire> {
         let mut state = self.lock();
         let State { jobs, timeline, .. } = &mut *state;
         let mut due = Vec::new();
-        for _ in 0..timeline.len() {
-            if timeline.first().is_none_or(|(at, _)| *at > now) {
-                break;
-            }
+        while timeline.first().is_some_and(|(at, _)| *at <= now) {
             let Some((at, job)) = timeline.pop_first() else {
                 break;
             };
             let Some(entry) = jobs.get_mut(&job) else {
                 continue;
             };
+            entry.next = None;
+            entry.last_fire = Some(at);
             due.push(Fire {
-                job: job.clone(),
+                job,
                 scheduled: at,
                 catch_up: std::mem::take(&mut entry.catching_up),
             });
-            entry.last_fire = Some(at);
-            // A late fire (a busy or suspended machine) stands for the times it
-            // missed until now, as a catch-up does.
-            entry.next = entry.upcoming(now);
-            if let Some(next) = entry.next {
-                timeline.insert((next, job));
+        }
+        due
+    }
+
+    /// Puts the jobs that just fired back on the timeline at their next fire times,
+    /// and tells the earliest fire time on it. A late fire (a busy or suspended
+    /// machine) stands for the times it missed until `now`, as a catch-up does. A job
+    /// changed meanwhile (a new schedule, a pause) already has its place.
+    fn reschedule(&self, fired: &[String], now: Timestamp) -> Option<Timestamp> {
+        let mut state = self.lock();
+        let State { jobs, timeline, .. } = &mut *state;
+        for job in fired {
+            let Some(entry) = jobs.get_mut(job) else {
+                continue;
+            };
+            if entry.next.is_none() {
+                entry.next = entry.upcoming(now);
+                if let Some(next) = entry.next {
+                    timeline.insert((next, job.clone()));
+                }
             }
         }
-        (due, timeline.first().map(|(at, _)| *at))
+        timeline.first().map(|(at, _)| *at)
     }
 
     /// Applies `change` to the job's entry; when it returns the entry's new fire time
@@ -457,6 +474,36 @@ mod tests {
                 .await
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_job_changed_while_its_fire_is_handed_out_keeps_one_place() {
+        let now = at("2026-06-01T10:00:01.5Z");
+        let scheduler = Scheduler::with_clock([], Arc::new(move || now));
+        scheduler.update("new", every("* * * * * *"));
+        scheduler.update("paused", every("* * * * * *"));
+        scheduler.update("same", every("* * * * * *"));
+        let later = at("2026-06-01T10:00:02.5Z");
+        let due = scheduler.take_due(later);
+        let fired: Vec<String> = due.iter().map(|fire| fire.job.clone()).collect();
+        assert_eq!(fired, ["new", "paused", "same"]);
+
+        // Between the hand-out and the reschedule: a new schedule, a pause.
+        scheduler.update("new", every("0 * * * * *"));
+        scheduler.pause("paused");
+        let earliest = scheduler.reschedule(&fired, later);
+
+        assert_eq!(scheduler.next_run("new"), Some(at("2026-06-01T10:01:00Z")));
+        assert_eq!(scheduler.next_run("paused"), None);
+        assert_eq!(scheduler.next_run("same"), Some(at("2026-06-01T10:00:03Z")));
+        assert_eq!(earliest, Some(at("2026-06-01T10:00:03Z")));
+        let mut places: Vec<String> = scheduler
+            .next_runs()
+            .into_iter()
+            .map(|(job, _)| job)
+            .collect();
+        places.sort();
+        assert_eq!(places, ["new", "same"]);
     }
 
     #[tokio::test(start_paused = true)]

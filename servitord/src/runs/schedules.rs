@@ -126,6 +126,7 @@ impl Schedules {
                 })
                 .await;
         });
+        let makers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut batch = Vec::with_capacity(BATCH);
         while fires.recv_many(&mut batch, BATCH).await > 0 {
             // Saved before the runs are made: a crash in between loses these fires
@@ -136,15 +137,29 @@ impl Schedules {
                 tracing::error!(file = %self.path.display(), "cannot save the last fire times: {e}");
             }
             let snapshot = runs.catalog().snapshot().await;
-            for fire in batch.drain(..) {
-                let (runs, metrics) = (Arc::clone(&runs), Arc::clone(&metrics));
-                let entry = snapshot.get_by_name(&fire.job);
+            // Made by one blocking task per CPU, each taking every n-th fire in order:
+            // a thousand fires at once are then a few threads' work, not a thousand
+            // tasks crowding two CPUs.
+            let mut shares: Vec<Vec<Fire>> = (0..makers).map(|_| Vec::new()).collect();
+            for (n, fire) in batch.drain(..).enumerate() {
+                shares[n % makers].push(fire);
+            }
+            for share in shares.into_iter().filter(|share| !share.is_empty()) {
+                let (runs, metrics, snapshot) = (
+                    Arc::clone(&runs),
+                    Arc::clone(&metrics),
+                    Arc::clone(&snapshot),
+                );
                 tokio::task::spawn_blocking(move || {
-                    let Some(entry) = entry else {
-                        tracing::warn!(job = fire.job, "schedule fired for a job that is gone");
-                        return;
-                    };
-                    make_run(&runs, &metrics, &entry, &fire);
+                    for fire in share {
+                        match snapshot.get_by_name(&fire.job) {
+                            Some(entry) => make_run(&runs, &metrics, &entry, &fire),
+                            None => tracing::warn!(
+                                job = fire.job,
+                                "schedule fired for a job that is gone"
+                            ),
+                        }
+                    }
                 });
             }
         }
