@@ -84,6 +84,8 @@ pub enum Target {
     MedianAtLeast(f64),
     /// Median and p95 at most.
     AtMost(f64, f64),
+    /// Median and p99 at most (times).
+    AtMostP99(f64, f64),
     /// The ratio to the floor (or baseline) at least.
     RatioAtLeast(f64),
     /// A reference figure: no target.
@@ -149,6 +151,9 @@ impl Row {
             Target::AtMost(median, p95) => {
                 format!("≤ {} (p95 ≤ {})", unit.format(median), unit.format(p95))
             }
+            Target::AtMostP99(median, p99) => {
+                format!("≤ {} (p99 ≤ {})", unit.format(median), unit.format(p99))
+            }
             Target::RatioAtLeast(r) => format!("≥ {:.0} % of floor", r * 100.0),
             Target::None => String::new(),
         }
@@ -160,6 +165,7 @@ impl Row {
             Target::MedianAtMost(v) => Some(median <= v),
             Target::MedianAtLeast(v) => Some(median >= v),
             Target::AtMost(m, p) => Some(median <= m && self.p95() <= p),
+            Target::AtMostP99(m, p) => Some(median <= m && self.samples.percentile(0.99) <= p),
             Target::RatioAtLeast(r) => Some(self.ratio()? >= r),
             Target::None => None,
         }
