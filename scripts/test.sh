@@ -50,8 +50,8 @@ cargo test --workspace
 step "benchmarks, smoke sizes: the daemon's, and the web UI's in headless Chromium"
 cargo bench --workspace --bench e2e --bench ui -- --smoke --no-build
 
-step "fuzzing, ${FUZZ_SECONDS:-30} s per target"
-scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+step "fuzzing, ${FUZZ_SECONDS:-20} s per target"
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 
 step "schemathesis against the OpenAPI description, ${SCHEMATHESIS_SECONDS:-60} s"
 scripts/schemathesis.sh "${SCHEMATHESIS_SECONDS:-60}"
