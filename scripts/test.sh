@@ -3,7 +3,7 @@
 # faults and load, installer, web UI in headless Chromium), a smoke run of both
 # benchmarks, the fuzz targets for a bounded time, and schemathesis against the API.
 #
-#   scripts/test.sh            everything (~15 min on 2 cores, from a fresh clone)
+#   scripts/test.sh            everything (~25 min on 2 cores, from a fresh clone)
 #   FUZZ_SECONDS=60 SCHEMATHESIS_SECONDS=120 scripts/test.sh   # longer fuzzing
 #
 # The browser tests need Debian's chromium and chromium-driver; as root on Debian this
