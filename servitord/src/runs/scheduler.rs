@@ -24,6 +24,9 @@ use crate::state::schedules::SavedSchedules;
 /// The longest sleep: how late a fire can be after the wall clock jumps forward.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
+/// Jobs put back on the timeline under one hold of its lock.
+const RESCHEDULED_AT_ONCE: usize = 64;
+
 /// One fire time of one job, due now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fire {
@@ -75,9 +78,18 @@ struct Entry {
 impl Entry {
     /// The next fire time from `now` on, never one already handed out.
     fn upcoming(&self, now: Timestamp) -> Option<Timestamp> {
+        self.upcoming_by(now, &mut |schedule, after| schedule.next_after(after))
+    }
+
+    /// `upcoming`, asking `next_after` for the schedule's next time after an instant.
+    fn upcoming_by(
+        &self,
+        now: Timestamp,
+        next_after: &mut impl FnMut(&Schedule, Timestamp) -> Option<Timestamp>,
+    ) -> Option<Timestamp> {
         match (&self.schedule, self.paused) {
             (Some(schedule), false) => {
-                schedule.next_after(self.last_fire.map_or(now, |last| last.max(now)))
+                next_after(schedule, self.last_fire.map_or(now, |last| last.max(now)))
             }
             _ => None,
         }
@@ -226,18 +238,18 @@ impl Scheduler {
         saved
     }
 
-    /// Hands each fire to `on_fire` when it is due, until `shutdown`. `on_fire` runs
-    /// on this task and must not block; it may call the other methods.
-    pub async fn run(&self, shutdown: CancellationToken, mut on_fire: impl FnMut(Fire)) {
+    /// Hands the fires due at once to `on_fires` when they are due, until `shutdown`.
+    /// `on_fires` runs on this task and must not block; it may call the other methods.
+    pub async fn run(&self, shutdown: CancellationToken, mut on_fires: impl FnMut(Vec<Fire>)) {
         self.lock().running = true;
         loop {
             let (now, monotonic) = (self.now(), Instant::now());
             let due = self.take_due(now);
             let fired: Vec<String> = due.iter().map(|fire| fire.job.clone()).collect();
-            // Handed out before their next fire times are worked out (microseconds
-            // each): with a thousand due at once, the last would wait for them all.
-            for fire in due {
-                on_fire(fire);
+            // Handed out before their next fire times are worked out: with a thousand
+            // due at once, the last would wait for them all.
+            if !due.is_empty() {
+                on_fires(due);
             }
             let earliest = self.reschedule(&fired, now);
             let deadline = earliest.map(|at| {
@@ -281,20 +293,35 @@ impl Scheduler {
     /// machine) stands for the times it missed until `now`, as a catch-up does. A job
     /// changed meanwhile (a new schedule, a pause) already has its place.
     fn reschedule(&self, fired: &[String], now: Timestamp) -> Option<Timestamp> {
-        let mut state = self.lock();
-        let State { jobs, timeline, .. } = &mut *state;
-        for job in fired {
-            let Some(entry) = jobs.get_mut(job) else {
-                continue;
-            };
-            if entry.next.is_none() {
-                entry.next = entry.upcoming(now);
-                if let Some(next) = entry.next {
-                    timeline.insert((next, job.clone()));
+        // Jobs that one folder's settings schedule alike fire together, and the next
+        // time of the first holds for the others: worked out once, not a thousand times.
+        let mut last: Option<(Schedule, Timestamp, Option<Timestamp>)> = None;
+        let mut next_after = |schedule: &Schedule, after: Timestamp| match &last {
+            Some((same, at, next)) if *at == after && same == schedule => *next,
+            _ => {
+                let next = schedule.next_after(after);
+                last = Some((schedule.clone(), after, next));
+                next
+            }
+        };
+        // A few at a time: a thousand with schedules of their own take milliseconds,
+        // which the save of the last fire times and the job list must not wait for.
+        for some in fired.chunks(RESCHEDULED_AT_ONCE) {
+            let mut state = self.lock();
+            let State { jobs, timeline, .. } = &mut *state;
+            for job in some {
+                let Some(entry) = jobs.get_mut(job) else {
+                    continue;
+                };
+                if entry.next.is_none() {
+                    entry.next = entry.upcoming_by(now, &mut next_after);
+                    if let Some(next) = entry.next {
+                        timeline.insert((next, job.clone()));
+                    }
                 }
             }
         }
-        timeline.first().map(|(at, _)| *at)
+        self.lock().timeline.first().map(|(at, _)| *at)
     }
 
     /// Applies `change` to the job's entry; when it returns the entry's new fire time
@@ -400,8 +427,10 @@ mod tests {
         let token = shutdown.clone();
         tokio::spawn(async move {
             scheduler
-                .run(token, move |fire| {
-                    let _ = sender.send((fire, clock()));
+                .run(token, move |fires| {
+                    for fire in fires {
+                        let _ = sender.send((fire, clock()));
+                    }
                 })
                 .await;
         });

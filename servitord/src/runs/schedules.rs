@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use servitor_shared::InputValues;
-use tokio::sync::mpsc;
+use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use super::lifecycle::{Runs, SubmitError};
@@ -23,9 +23,6 @@ use crate::observe::metrics::Metrics;
 use crate::state::files::Origin;
 use crate::state::{Workdir, schedules};
 use crate::sync::lock;
-
-/// Fires taken at once off the scheduler: one save of the state covers them all.
-const BATCH: usize = 4096;
 
 pub struct Schedules {
     scheduler: Scheduler,
@@ -117,51 +114,56 @@ impl Schedules {
         let _ = tokio::task::spawn_blocking(move || this.sync(&scanned)).await;
         tokio::spawn(Arc::clone(&self).follow_edits(catalog, first, shutdown.clone()));
 
-        let (fired, mut fires) = mpsc::unbounded_channel();
         let scheduler = self.scheduler.clone();
-        tokio::spawn(async move {
-            scheduler
-                .run(shutdown, move |fire| {
-                    let _ = fired.send(fire);
-                })
-                .await;
-        });
-        let makers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut batch = Vec::with_capacity(BATCH);
-        while fires.recv_many(&mut batch, BATCH).await > 0 {
-            // Saved before the runs are made: a crash in between loses these fires
-            // rather than firing them again at the next start.
-            let this = Arc::clone(&self);
-            let saved = tokio::task::spawn_blocking(move || this.save()).await;
-            if let Ok(Err(e)) = saved {
-                tracing::error!(file = %self.path.display(), "cannot save the last fire times: {e}");
-            }
-            let snapshot = runs.catalog().snapshot().await;
-            // Made by one blocking task per CPU, each taking every n-th fire in order:
-            // a thousand fires at once are then a few threads' work, not a thousand
-            // tasks crowding two CPUs.
-            let mut shares: Vec<Vec<Fire>> = (0..makers).map(|_| Vec::new()).collect();
-            for (n, fire) in batch.drain(..).enumerate() {
-                shares[n % makers].push(fire);
-            }
-            for share in shares.into_iter().filter(|share| !share.is_empty()) {
-                let (runs, metrics, snapshot) = (
+        let runtime = Handle::current();
+        scheduler
+            .run(shutdown, move |fires| {
+                let (this, runs, metrics, runtime) = (
+                    Arc::clone(&self),
                     Arc::clone(&runs),
                     Arc::clone(&metrics),
-                    Arc::clone(&snapshot),
+                    runtime.clone(),
                 );
+                // A blocking thread starts on it at once. A task woken from here would
+                // wait for the scheduler's task to yield, after the next fire times.
                 tokio::task::spawn_blocking(move || {
-                    for fire in share {
-                        match snapshot.get_by_name(&fire.job) {
-                            Some(entry) => make_run(&runs, &metrics, &entry, &fire),
-                            None => tracing::warn!(
-                                job = fire.job,
-                                "schedule fired for a job that is gone"
-                            ),
-                        }
-                    }
+                    this.make_runs(fires, &runs, &metrics, &runtime)
                 });
-            }
+            })
+            .await;
+    }
+
+    /// Makes the runs of fires due at once, after saving that they fired. Blocks.
+    fn make_runs(
+        &self,
+        fires: Vec<Fire>,
+        runs: &Arc<Runs>,
+        metrics: &Arc<Metrics>,
+        runtime: &Handle,
+    ) {
+        // Saved before the runs are made: a crash in between loses these fires rather
+        // than firing them again at the next start.
+        if let Err(e) = self.save() {
+            tracing::error!(file = %self.path.display(), "cannot save the last fire times: {e}");
+        }
+        let snapshot = runtime.block_on(runs.catalog().snapshot());
+        // Made by one thread per CPU, each taking every n-th fire in order: a thousand
+        // fires at once are then a few threads' work, not a thousand tasks crowding
+        // two CPUs.
+        let makers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut shares: Vec<Vec<Fire>> = (0..makers).map(|_| Vec::new()).collect();
+        for (n, fire) in fires.into_iter().enumerate() {
+            shares[n % makers].push(fire);
+        }
+        let mut shares = shares.into_iter().filter(|share| !share.is_empty());
+        let own = shares.next();
+        for share in shares {
+            let (runs, metrics, snapshot) =
+                (Arc::clone(runs), Arc::clone(metrics), Arc::clone(&snapshot));
+            runtime.spawn_blocking(move || make_share(share, &runs, &metrics, &snapshot));
+        }
+        if let Some(share) = own {
+            make_share(share, runs, metrics, &snapshot);
         }
     }
 
@@ -193,13 +195,26 @@ impl Schedules {
     }
 }
 
+/// Makes the runs of a share of fires, in order.
+fn make_share(share: Vec<Fire>, runs: &Runs, metrics: &Metrics, snapshot: &Snapshot) {
+    for fire in share {
+        match snapshot.get_by_name(&fire.job) {
+            Some(entry) => make_run(runs, metrics, &entry, &fire),
+            None => tracing::warn!(job = fire.job, "schedule fired for a job that is gone"),
+        }
+    }
+}
+
 /// Makes the run of one fire; a busy job with `on_busy: skip` skips it.
 fn make_run(runs: &Runs, metrics: &Metrics, entry: &crate::jobs::catalog::Entry, fire: &Fire) {
     let job = fire.job.as_str();
     match runs.submit(entry, InputValues::new(), None, Origin::Schedule) {
-        Ok(run) => {
-            tracing::info!(%run, scheduled = %fire.scheduled, catch_up = fire.catch_up, "schedule fired")
+        // Each run's "run queued" line says it was made by a schedule; a second line
+        // at a thousand fires a second is not worth its cost but for a catch-up.
+        Ok(run) if fire.catch_up => {
+            tracing::info!(%run, scheduled = %fire.scheduled, "schedule fired, catching up")
         }
+        Ok(run) => tracing::debug!(%run, scheduled = %fire.scheduled, "schedule fired"),
         Err(e @ SubmitError::Busy { .. }) => {
             metrics.fire_skipped(job);
             tracing::info!(job, scheduled = %fire.scheduled, "schedule fire skipped: {e}");
