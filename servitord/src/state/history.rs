@@ -24,9 +24,13 @@ pub const CREATING_PREFIX: &str = ".creating-";
 pub struct JobHistory {
     /// `executions/`.
     pub dir: PathBuf,
+    /// The highest id handed out or taken by an entry of `dir`: the next is above it.
     pub last_id: u64,
-    /// `last_execution.txt`, kept open: rewritten in place for every run.
-    counter: Option<fs::File>,
+    /// `dir` was there when last looked at: new executions need not make it first.
+    pub dir_made: bool,
+    /// `last_execution.txt`, kept open: rewritten in place for every run, with its
+    /// length as left by the last write (so a shorter text can be cut to size).
+    counter: Option<(fs::File, u64)>,
     pub executions: BTreeMap<u64, Record>,
     /// Folders a crash left half-made or half-deleted, to delete.
     pub leftovers: Vec<PathBuf>,
@@ -58,6 +62,7 @@ impl JobHistory {
     pub fn load(job: &JobId, dir: PathBuf) -> Self {
         let mut history = Self {
             last_id: 0,
+            dir_made: false,
             counter: None,
             executions: BTreeMap::new(),
             leftovers: Vec::new(),
@@ -73,10 +78,15 @@ impl JobHistory {
                 return history;
             }
         };
+        history.dir_made = true;
+        let mut taken = None;
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            match parse_execution_id(&name) {
+            let id = parse_execution_id(&name);
+            // Whatever holds an execution's name (a stray file too) keeps it from reuse.
+            taken = taken.max(id.as_ref().ok().copied());
+            match id {
                 Ok(id) if entry.path().is_dir() => {
                     let record = Record::load(&entry.path());
                     if !record.problems.is_empty() {
@@ -110,8 +120,7 @@ impl JobHistory {
             }),
             Err(_) => None,
         };
-        let highest = history.executions.keys().next_back().copied();
-        history.last_id = saved.max(highest).unwrap_or(0);
+        history.last_id = saved.max(taken).unwrap_or(0);
         // Runs of the old tool have no audit.
         if let Ok(text) = fs::read_to_string(history.audit_path()) {
             for (id, audit) in files::parse_audit_log(&text) {
@@ -136,29 +145,39 @@ impl JobHistory {
         self.dir.join(id.to_string())
     }
 
+    /// Makes `dir` again after it went (deleted by hand), with a new counter file.
+    pub fn remake_dir(&mut self) -> io::Result<()> {
+        self.counter = None;
+        fs::create_dir_all(&self.dir)
+    }
+
     /// Saves `last_execution.txt` with one write at its start. Ids only grow, so the
     /// new text covers the old; a crash cannot tear a single write of a few bytes, and a
     /// power loss that did would be read back as at most the highest folder's id, which
     /// `load` takes anyway.
     pub fn save_counter(&mut self, id: u64, fsync: bool) -> io::Result<()> {
-        let counter = match &mut self.counter {
+        let (counter, length) = match &mut self.counter {
             Some(counter) => counter,
-            empty => empty.insert(
-                OpenOptions::new()
+            empty => {
+                let file = OpenOptions::new()
                     .write(true)
                     .create(true)
                     .truncate(false)
-                    .open(self.dir.join(files::LAST_EXECUTION))?,
-            ),
+                    .open(self.dir.join(files::LAST_EXECUTION))?;
+                let length = file.metadata()?.len();
+                empty.insert((file, length))
+            }
         };
         let text = files::format_last_execution(id);
+        let new_length = text.len() as u64;
         let written = counter
             .write_all_at(text.as_bytes(), 0)
             // What was there before may have been longer (a newline, garbage).
-            .and_then(|()| match counter.metadata()?.len() > text.len() as u64 {
-                true => counter.set_len(text.len() as u64),
+            .and_then(|()| match *length > new_length {
+                true => counter.set_len(new_length),
                 false => Ok(()),
             })
+            .inspect(|()| *length = new_length)
             .and_then(|()| match fsync {
                 true => counter.sync_data(),
                 false => Ok(()),

@@ -122,17 +122,28 @@ impl Store {
     ) -> io::Result<RunId> {
         let fsync = self.fsync;
         self.change(job, |history| {
-            fs::create_dir_all(&history.dir)?;
-            let mut id = history.last_id + 1;
-            while history.execution_dir(id).exists() {
-                id += 1;
+            if !history.dir_made {
+                fs::create_dir_all(&history.dir)?;
+                history.dir_made = true;
             }
+            // Above every entry `load` found, and every id handed out since.
+            let id = history.last_id + 1;
             let change = new_change(ExecutionStatus::Created);
             // Built under a hidden name, then renamed into place: an execution appears
             // whole or not at all, whenever a crash comes. Ids never repeat: the
             // counter is saved before the execution appears.
             let building = history.dir.join(format!("{CREATING_PREFIX}{id}"));
-            let made = build(fsync, &building, &inputs, &change)
+            let mut built = build(fsync, &building, &inputs, &change);
+            if built
+                .as_ref()
+                .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+            {
+                // `executions/` went since (deleted by hand): made again.
+                built = history
+                    .remake_dir()
+                    .and_then(|()| build(fsync, &building, &inputs, &change));
+            }
+            let made = built
                 .and_then(|()| history.save_counter(id, fsync))
                 .and_then(|()| fs::rename(&building, history.execution_dir(id)));
             if let Err(e) = made {
@@ -529,9 +540,14 @@ fn servitord_itself() -> Peer {
 
 /// Writes a new execution's files into `dir`.
 fn build(fsync: bool, dir: &Path, inputs: &InputValues, change: &StatusChange) -> io::Result<()> {
-    // A leftover of a crash in the middle of this.
-    let _ = fs::remove_dir_all(dir);
-    fs::create_dir(dir)?;
+    if let Err(e) = fs::create_dir(dir) {
+        if e.kind() != io::ErrorKind::AlreadyExists {
+            return Err(e);
+        }
+        // A leftover of a crash in the middle of this.
+        fs::remove_dir_all(dir)?;
+        fs::create_dir(dir)?;
+    }
     fs::create_dir(dir.join(files::LOGS_DIR))?;
     write::create(
         fsync,
@@ -657,6 +673,52 @@ mod tests {
         );
         // A run of this daemon is not a previous daemon's leftover.
         assert_eq!(fresh.unfinished(&ab).len(), 1);
+    }
+
+    #[test]
+    fn new_executions_take_no_name_already_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let executions = dir.path().join("state/jobs/j/executions");
+        fs::create_dir_all(executions.join("3")).unwrap();
+        fs::write(executions.join("3/status_history.tsv"), "").unwrap();
+        fs::write(executions.join("5"), "a stray file").unwrap();
+        // Half made by a crash, under the name the next execution is built under.
+        fs::create_dir_all(executions.join(".creating-6/logs")).unwrap();
+        fs::write(executions.join(".creating-6/junk"), "x").unwrap();
+        fs::write(executions.join("last_execution.txt"), "2\n").unwrap();
+        let (store, _) = store(dir.path(), false);
+        let j = job("j");
+        let create = || {
+            store
+                .create(&j, InputValues::new(), None, Origin::Api)
+                .unwrap()
+                .execution
+        };
+
+        assert_eq!(create(), 6);
+        let mut made: Vec<_> = fs::read_dir(executions.join("6"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        made.sort();
+        assert_eq!(made, ["input.json", "logs", "status_history.tsv"]);
+        assert_eq!(create(), 7);
+        assert_eq!(
+            fs::read_to_string(executions.join("last_execution.txt")).unwrap(),
+            "7"
+        );
+        assert_eq!(
+            fs::read_to_string(executions.join("5")).unwrap(),
+            "a stray file"
+        );
+
+        // Deleted by hand under the running daemon: made again, counter and all.
+        fs::remove_dir_all(&executions).unwrap();
+        assert_eq!(create(), 8);
+        assert_eq!(
+            fs::read_to_string(executions.join("last_execution.txt")).unwrap(),
+            "8"
+        );
     }
 
     fn store_again(dir: &Path) -> (Store, PathBuf) {
