@@ -116,6 +116,8 @@ impl Schedules {
 
         let scheduler = self.scheduler.clone();
         let runtime = Handle::current();
+        // Once: std reads the cgroup's CPU quota from files to tell.
+        let makers = std::thread::available_parallelism().map_or(2, |n| n.get());
         scheduler
             .run(shutdown, move |fires| {
                 let (this, runs, metrics, runtime) = (
@@ -127,16 +129,18 @@ impl Schedules {
                 // A blocking thread starts on it at once. A task woken from here would
                 // wait for the scheduler's task to yield, after the next fire times.
                 tokio::task::spawn_blocking(move || {
-                    this.make_runs(fires, &runs, &metrics, &runtime)
+                    this.make_runs(fires, makers, &runs, &metrics, &runtime)
                 });
             })
             .await;
     }
 
-    /// Makes the runs of fires due at once, after saving that they fired. Blocks.
+    /// Makes the runs of fires due at once by `makers` threads, after saving that they
+    /// fired. Blocks.
     fn make_runs(
         &self,
         fires: Vec<Fire>,
+        makers: usize,
         runs: &Arc<Runs>,
         metrics: &Arc<Metrics>,
         runtime: &Handle,
@@ -150,7 +154,6 @@ impl Schedules {
         // Made by one thread per CPU, each taking every n-th fire in order: a thousand
         // fires at once are then a few threads' work, not a thousand tasks crowding
         // two CPUs.
-        let makers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut shares: Vec<Vec<Fire>> = (0..makers).map(|_| Vec::new()).collect();
         for (n, fire) in fires.into_iter().enumerate() {
             shares[n % makers].push(fire);
