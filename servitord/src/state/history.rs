@@ -26,8 +26,6 @@ pub struct JobHistory {
     pub dir: PathBuf,
     /// The highest id handed out or taken by an entry of `dir`: the next is above it.
     pub last_id: u64,
-    /// `dir` was there when last looked at: new executions need not make it first.
-    pub dir_made: bool,
     /// `last_execution.txt`, kept open: rewritten in place for every run, with its
     /// length as left by the last write (so a shorter text can be cut to size).
     counter: Option<(fs::File, u64)>,
@@ -62,7 +60,6 @@ impl JobHistory {
     pub fn load(job: &JobId, dir: PathBuf) -> Self {
         let mut history = Self {
             last_id: 0,
-            dir_made: false,
             counter: None,
             executions: BTreeMap::new(),
             leftovers: Vec::new(),
@@ -78,7 +75,6 @@ impl JobHistory {
                 return history;
             }
         };
-        history.dir_made = true;
         let mut taken = None;
         for entry in entries.flatten() {
             let name = entry.file_name();
@@ -145,8 +141,8 @@ impl JobHistory {
         self.dir.join(id.to_string())
     }
 
-    /// Makes `dir` again after it went (deleted by hand), with a new counter file.
-    pub fn remake_dir(&mut self) -> io::Result<()> {
+    /// Makes `dir`, missing (never made, or deleted by hand), with a new counter file.
+    pub fn make_dir(&mut self) -> io::Result<()> {
         self.counter = None;
         fs::create_dir_all(&self.dir)
     }

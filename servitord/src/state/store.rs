@@ -122,10 +122,6 @@ impl Store {
     ) -> io::Result<RunId> {
         let fsync = self.fsync;
         self.change(job, |history| {
-            if !history.dir_made {
-                fs::create_dir_all(&history.dir)?;
-                history.dir_made = true;
-            }
             // Above every entry `load` found, and every id handed out since.
             let id = history.last_id + 1;
             let change = new_change(ExecutionStatus::Created);
@@ -138,9 +134,10 @@ impl Store {
                 .as_ref()
                 .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
             {
-                // `executions/` went since (deleted by hand): made again.
+                // No `executions/` yet (the job's first run), or it went (deleted by
+                // hand): made, then the execution built again.
                 built = history
-                    .remake_dir()
+                    .make_dir()
                     .and_then(|()| build(fsync, &building, &inputs, &change));
             }
             let made = built
