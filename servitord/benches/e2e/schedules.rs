@@ -51,8 +51,9 @@ fn lateness(bench: &mut Bench) -> io::Result<()> {
         jobs_dir.join("every-second/.settings.json"),
         r#"{"schedule": "* * * * * *", "timezone": "UTC"}"#,
     )?;
-    let floor = files_floor(&bench.work, jobs)?;
+    // One per CPU, as the daemon's makers.
     let writers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let floor = files_floor(&bench.work, jobs, writers)?;
     let mut launch = bench.launch.clone();
     launch.workers = 1;
     let (daemon, _) = launch.start(&root)?;
@@ -135,9 +136,9 @@ fn lateness(bench: &mut Bench) -> io::Result<()> {
 }
 
 /// How long writing the files of `jobs` new executions takes as the store writes them,
-/// by one thread per CPU each taking every n-th job, as the daemon's makers do: a few
+/// by `writers` threads each taking every n-th job, as the daemon's makers do: a few
 /// rounds, each a second's worth of fires.
-fn files_floor(work: &Path, jobs: usize) -> io::Result<Samples> {
+fn files_floor(work: &Path, jobs: usize, writers: usize) -> io::Result<Samples> {
     let root = work.join("schedules-floor");
     let dirs: Vec<_> = (0..jobs)
         .map(|i| root.join(format!("job-{i}/executions")))
@@ -145,7 +146,6 @@ fn files_floor(work: &Path, jobs: usize) -> io::Result<Samples> {
     for dir in &dirs {
         fs::create_dir_all(dir)?;
     }
-    let writers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut rounds = Samples::default();
     for round in 1..=5 {
         let started = Instant::now();
