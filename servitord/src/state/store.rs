@@ -38,6 +38,9 @@ pub struct Store {
     /// Flush every change to the disk before going on (`--fsync`), so it survives a
     /// power loss, not only a crash of servitord.
     fsync: bool,
+    /// servitord's own process, as the audit names it when servitord starts or makes
+    /// a run.
+    itself: Peer,
     jobs: Mutex<HashMap<JobId, Arc<Mutex<Slot>>>>,
 }
 
@@ -68,9 +71,15 @@ pub struct Unfinished {
 
 impl Store {
     pub fn new(workdir: Workdir, fsync: bool) -> Self {
+        let itself = Peer {
+            uid: rustix::process::getuid().as_raw(),
+            gid: rustix::process::getgid().as_raw(),
+            pid: i32::try_from(std::process::id()).ok(),
+        };
         Self {
             workdir,
             fsync,
+            itself,
             jobs: Mutex::default(),
         }
     }
@@ -165,7 +174,7 @@ impl Store {
                     &mut record,
                     id,
                     Asked::Made(origin),
-                    servitord_itself(),
+                    self.itself,
                 );
             } else if let Some(peer) = by {
                 record.audit.get_or_insert_default().triggered_by = Some(peer);
@@ -188,7 +197,7 @@ impl Store {
     pub fn mark_starting(&self, run: &RunId) -> io::Result<()> {
         let fsync = self.fsync;
         self.with_history(&run.job, |history| {
-            let line = files::format_audit_line(run.execution, Asked::Start, servitord_itself());
+            let line = files::format_audit_line(run.execution, Asked::Start, self.itself);
             write::append(fsync, &history.audit_path(), line.as_bytes())?;
             if let Some(record) = history.executions.get_mut(&run.execution) {
                 record.audit.get_or_insert_default().started = true;
@@ -523,15 +532,6 @@ fn note_in_audit(fsync: bool, path: &Path, record: &mut Record, id: u64, asked: 
         record
             .problems
             .push(format!("who asked could not be saved: {e}"));
-    }
-}
-
-/// servitord's own process, as the audit names it when it starts a run.
-fn servitord_itself() -> Peer {
-    Peer {
-        uid: rustix::process::getuid().as_raw(),
-        gid: rustix::process::getgid().as_raw(),
-        pid: i32::try_from(std::process::id()).ok(),
     }
 }
 
