@@ -159,17 +159,19 @@ fn throughput(bench: &mut Bench, runs: &Runs) -> io::Result<()> {
     let job = runs.root.join("config/jobs").join(TRIVIAL_JOB);
     let (mut floor_rates, mut rates, mut posts) =
         (Samples::default(), Samples::default(), Samples::default());
-    // CPU ticks (own, the jobs') of the floor loop and of the daemon, over all batches.
-    let (mut floor_cpu, mut daemon_cpu) = ((0, 0), (0, 0));
+    // CPU ticks (own, the jobs') of the floor loop and of the daemon, over all batches,
+    // and of this process's clients (posting, reading events) beside the daemon.
+    let (mut floor_cpu, mut daemon_cpu, mut clients_cpu) = ((0, 0), (0, 0), (0, 0));
     let pid = runs.daemon.pid().to_string();
     for b in 0..sizes.batches {
         let floor_dir = bench.work.join(format!("floor/{b}"));
         let before = cpu("self");
         floor_rates.push(floor::spawn_loop(&job, &floor_dir, workers, count)?.runs_per_sec);
         floor_cpu = add(floor_cpu, cpu("self"), before);
-        let before = cpu(&pid);
+        let (before, clients_before) = (cpu(&pid), cpu("self"));
         let batch = batch(runs, count, clients)?;
         daemon_cpu = add(daemon_cpu, cpu(&pid), before);
+        clients_cpu = add(clients_cpu, cpu("self"), clients_before);
         rates.push(batch.runs_per_sec);
         posts = batch.posts;
     }
@@ -188,6 +190,11 @@ fn throughput(bench: &mut Bench, runs: &Runs) -> io::Result<()> {
         "servitord".into(),
         per_run(daemon_cpu.0),
         per_run(daemon_cpu.1),
+    ]);
+    cpu_table.push(vec![
+        "its clients (this process)".into(),
+        per_run(clients_cpu.0),
+        "-".into(),
     ]);
     bench.series.push(cpu_table);
     let floor = floor_rates.median();
