@@ -54,12 +54,7 @@ pub fn save(fsync: bool, path: &Path, pending: &[SavedRetry]) -> io::Result<()> 
     let file = File {
         pending: pending.to_vec(),
     };
-    let mut json = serde_json::to_vec(&file).map_err(io::Error::other)?;
-    json.push(b'\n');
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    write::replace(fsync, path, &json)
+    write::replace_json(fsync, path, &file)
 }
 
 #[cfg(test)]

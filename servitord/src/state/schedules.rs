@@ -76,12 +76,7 @@ pub fn save(fsync: bool, path: &Path, saved: &SavedSchedules) -> io::Result<()> 
             .collect(),
         paused: saved.paused.clone(),
     };
-    let mut json = serde_json::to_vec(&file).expect("the schedules' state serializes");
-    json.push(b'\n');
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    write::replace(fsync, path, &json)
+    write::replace_json(fsync, path, &file)
 }
 
 #[cfg(test)]

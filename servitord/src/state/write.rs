@@ -34,6 +34,17 @@ pub fn replace(fsync: bool, path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// `replace` with `value` as a line of JSON, its folder made first when missing: the
+/// daemon's own state files (`schedules.json`, `retries.json`).
+pub fn replace_json(fsync: bool, path: &Path, value: &impl serde::Serialize) -> io::Result<()> {
+    let mut json = serde_json::to_vec(value).map_err(io::Error::other)?;
+    json.push(b'\n');
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    replace(fsync, path, &json)
+}
+
 /// Writes a file that does not exist yet, in a folder nobody reads yet.
 pub fn create(fsync: bool, path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
