@@ -148,6 +148,18 @@ impl Workdir {
         fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
     }
 
+    /// Waits until a file a job appends to holds `count` whole lines, and returns its
+    /// text. A shell's `>>` makes the file before it writes, so the file existing says
+    /// nothing about what it holds.
+    pub fn wait_lines(&self, relative: &str, count: usize) -> String {
+        let path = self.join(relative);
+        wait_for(&format!("{count} lines in {relative}"), TIMEOUT, || {
+            let text = fs::read_to_string(&path).ok()?;
+            let whole = text.matches('\n').count();
+            (whole >= count && text.ends_with('\n')).then_some(text)
+        })
+    }
+
     /// A daemon to start on this working directory.
     pub fn daemon(&self) -> DaemonBuilder {
         Daemon::builder(&self.root)

@@ -197,17 +197,13 @@ fn hooks_run_on_ends_without_touching_results() {
     let ok = daemon.run("ok", &[]);
     daemon.wait_status("ok", &ok, Success);
 
-    wait_until("the failure hook", TIMEOUT, || wd.join("hook.txt").exists());
     let log = wd.join("state/jobs/bad/executions/1/logs/main.txt");
     assert_eq!(
-        wd.read("hook.txt"),
+        wd.wait_lines("hook.txt", 1),
         format!("on_failure bad #1 failure 4 {}\n", log.display())
     );
-    wait_until("both end hooks", TIMEOUT, || {
-        std::fs::read_to_string(wd.join("ends.txt")).is_ok_and(|t| t.lines().count() == 2)
-    });
     let ends: HashMap<String, String> = wd
-        .read("ends.txt")
+        .wait_lines("ends.txt", 2)
         .lines()
         .map(|l| {
             let mut parts = l.split(' ');

@@ -185,9 +185,7 @@ fn a_run_caught_starting_is_not_run_twice_without_a_recorded_client() {
     let mut daemon = wd.start();
     let id = daemon.run("once", &[]);
     daemon.wait_status("once", &id, Running);
-    wait_until("the job to have started", TIMEOUT, || {
-        wd.join("order").exists()
-    });
+    wd.wait_lines("order", 1);
     daemon.kill();
     kill_job_processes(wd.path());
     wait_until("the job to be gone", TIMEOUT, || {
