@@ -223,7 +223,11 @@ fn hooks_run_on_ends_without_touching_results() {
         std::fs::read_to_string(wd.join("state/hooks/on_success.log"))
             .is_ok_and(|t| t.contains("timed out after 300ms"))
     });
-    let recorded = wd.read("state/hooks/on_failure.log");
+    let recorded = wait_for("the failure hook's record", TIMEOUT, || {
+        std::fs::read_to_string(wd.join("state/hooks/on_failure.log"))
+            .ok()
+            .filter(|t| t.contains("exit status: 0"))
+    });
     assert!(
         recorded.contains("on_failure for bad #1 (failure)") && recorded.contains("hook output"),
         "{recorded}"
