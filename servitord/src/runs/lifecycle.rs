@@ -437,6 +437,9 @@ impl Runs {
         ran: Option<Duration>,
         settings: Option<(&Settings, &InputValues)>,
     ) {
+        // A client that sees the end may ask for the next run at once: the job is not
+        // busy any more, though this run holds its worker's place until it is done.
+        self.queue.ending(run);
         if let Err(e) = self.store.finish(run, status, result.clone()) {
             tracing::error!(%run, "cannot save the end of the run: {e}");
         }

@@ -8,7 +8,7 @@
 //! takes the oldest waiting run whose job has room, so a job at its limit never holds
 //! up the runs of other jobs.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use servitor_shared::InputValues;
@@ -64,6 +64,10 @@ struct State {
     /// at that lane's runs only, not past thousands of the other's.
     waiting: [VecDeque<Ticket>; 2],
     active: HashMap<RunId, CancellationToken>,
+    /// Active runs whose process has ended and whose end is being recorded: they still
+    /// hold their place for `pop` (the next run starts once the end is recorded), but
+    /// no longer count as busy for `reserve` (a client that saw the end may ask again).
+    ending: HashSet<RunId>,
     /// Runs of `on_busy: skip` jobs admitted but not queued yet, per job.
     reserved: HashMap<JobId, usize>,
 }
@@ -141,7 +145,8 @@ impl RunQueue {
     /// both take the last place.
     pub fn reserve(&self, job: &JobId, limit: u32) -> Result<Reservation<'_>, Busy> {
         let mut state = self.lock();
-        let taken = state.active_of(job)
+        let ending = state.ending.iter().filter(|run| &run.job == job).count();
+        let taken = state.active_of(job) - ending
             + state.all_waiting().filter(|t| &t.run.job == job).count()
             + state.reserved.get(job).copied().unwrap_or(0);
         if taken >= limit as usize {
@@ -190,10 +195,20 @@ impl RunQueue {
         token
     }
 
+    /// Says that an active run's process has ended, before its end is recorded: from
+    /// now on it does not make its job busy for `reserve`.
+    pub fn ending(&self, run: &RunId) {
+        let mut state = self.lock();
+        if state.active.contains_key(run) {
+            state.ending.insert(run.clone());
+        }
+    }
+
     /// Forgets a run that has ended; a waiting run of its job may go now.
     pub fn done(&self, run: &RunId) {
         let mut state = self.lock();
         state.active.remove(run);
+        state.ending.remove(run);
         for lane in [Lane::Local, Lane::Remote] {
             if !state.waiting_in(lane).is_empty() {
                 self.changed(lane).notify_one();
@@ -369,6 +384,33 @@ mod tests {
             "a queued run counts"
         );
         assert!(queue.reserve(&job("deploy"), 2).is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_ending_run_makes_its_job_busy_no_more_but_holds_its_place() {
+        let queue = std::sync::Arc::new(RunQueue::default());
+        queue.push(Ticket::new(run("deploy", 1), Some(1)));
+        queue.push(Ticket::new(run("deploy", 2), Some(1)));
+        assert_eq!(queue.pop(Lane::Local).await.run, run("deploy", 1));
+        // #2 waits, so the job is busy however #1 is doing.
+        assert!(queue.reserve(&job("deploy"), 2).is_err());
+        queue.ending(&run("deploy", 1));
+        assert!(queue.reserve(&job("deploy"), 2).is_ok(), "only #2 counts");
+
+        let waiter = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.pop(Lane::Local).await.run }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "#2 starts once #1's end is recorded");
+        queue.done(&run("deploy", 1));
+        assert_eq!(waiter.await.unwrap(), run("deploy", 2));
+        assert_eq!(queue.active(), 1);
+        queue.ending(&run("deploy", 9));
+        assert!(
+            queue.reserve(&job("deploy"), 2).is_ok(),
+            "ending an unknown run does nothing"
+        );
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@
 use std::fs;
 
 use servitor_shared::ExecutionStatus::{Cancelled, Created, Failure, Running, Success};
-use servitor_shared::{Job, OnBusy};
+use servitor_shared::{Event, Job, OnBusy};
 
 use crate::support::{TIMEOUT, Workdir, encode, is_alive, wait_for, wait_until};
 use crate::{sh, statuses, wait_gate};
@@ -168,6 +168,29 @@ fn on_busy_skip_refuses_a_new_run_and_records_nothing() {
     assert_eq!(again, "2", "ids go on after a skipped run");
     wd.open_gate("gate");
     daemon.wait_status("backup", &again, Success);
+}
+
+#[test]
+fn on_busy_skip_takes_a_new_run_as_soon_as_the_last_end_is_told() {
+    // Thousands of files beside the hooks make each end's look for hooks take a few
+    // milliseconds: a client told of an end asks for the next run within them.
+    let mut wd = Workdir::new().job("backup", &sh("true")).file(
+        "config/jobs/backup.settings.json",
+        r#"{"concurrency": 1, "on_busy": "skip"}"#,
+    );
+    for i in 0..20_000 {
+        wd = wd.file(&format!("config/hooks/notes-{i}.txt"), "");
+    }
+    let daemon = wd.start();
+    let mut events = daemon.stream("/api/events");
+    for _ in 0..10 {
+        // As `servitorctl run --wait backup && servitorctl run backup` does.
+        let id = daemon.run("backup", &[]);
+        events.wait_event(TIMEOUT, |event| {
+            matches!(event, Event::JobExecutionStatusChanged { execution_id, status: Success, .. } if *execution_id == id)
+        });
+    }
+    assert_eq!(daemon.executions("backup").len(), 10);
 }
 
 #[test]
