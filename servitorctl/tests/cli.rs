@@ -555,6 +555,10 @@ fn cancel_ends_a_waiting_run_with_130() {
         !daemon.executions("sleepy").is_empty()
     });
     daemon.wait_status("sleepy", "1", ExecutionStatus::Running);
+    // `running` is recorded once the shell has started, maybe before its first line.
+    wait_until("the job to say it waits", TIMEOUT, || {
+        daemon_log_contains(&wd, "sleepy", "waiting\n")
+    });
     let cancelled = ctl(&daemon, &["cancel", "sleepy", "1"]).ok();
     assert_eq!(cancelled.out(), "cancel requested: sleepy #1\n");
     let waited = finish(waiter, TIMEOUT);

@@ -161,7 +161,8 @@ struct Read {
     wrong: Vec<String>,
 }
 
-/// Reads `/api/events` until it has seen `runs` runs end, or `stop`. Checks each chunk
+/// Reads `/api/events` until it has seen `runs` runs end, or `stop` and nothing more
+/// comes. Checks each chunk
 /// is one whole event line, cheaply (a debug build's JSON parser would slow the
 /// reader down).
 fn read_events(mut stream: Stream, runs: usize, stop: Arc<AtomicBool>) -> JoinHandle<Read> {
@@ -169,14 +170,20 @@ fn read_events(mut stream: Stream, runs: usize, stop: Arc<AtomicBool>) -> JoinHa
         let mut read = Read::default();
         let mut ended = HashSet::new();
         const PREFIX: &str = "{\"id\":\"job_execution_status_changed\",\"payload\":{\"job_id\":\"";
-        while ended.len() < runs && !stop.load(Ordering::Relaxed) {
+        while ended.len() < runs {
             let chunk = match stream.try_next_chunk(Duration::from_millis(200)) {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => {
                     read.dropped = true;
                     break;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
+                // Told to stop, it still reads what had come (the ends it was sent).
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    continue;
+                }
                 Err(e) => {
                     read.wrong.push(format!("the stream failed: {e}"));
                     break;

@@ -17,7 +17,7 @@ use servitor_shared::api::{
     SCHEDULE_RESUME as RESUME,
 };
 
-use crate::support::{Daemon, Head, Response, TIMEOUT, Workdir, encode};
+use crate::support::{Daemon, Head, Response, TIMEOUT, Workdir, encode, wait_until};
 use crate::{sh, wait_gate};
 
 /// The JSON Schema dialect of OpenAPI 3.1's schema objects.
@@ -422,6 +422,10 @@ fn every_answer_fits_the_description_and_every_documented_status_happens() {
         ("execution_id", "1"),
         ("follow", "false"),
     ];
+    // `running` may come before the job's first line.
+    wait_until("gated to say it waits", TIMEOUT, || {
+        daemon.log_now("gated", "1") == b"waiting\n"
+    });
     assert_eq!(expect("GET", LOGS, &now, 200).body, b"waiting\n");
     let maybe = [("job_id", "hi"), ("execution_id", "1"), ("follow", "maybe")];
     expect("GET", LOGS, &maybe, 400);

@@ -189,7 +189,8 @@ fn hooks_run_on_ends_without_touching_results() {
         .job_with_mode("../hooks/on_end", &sh("echo \"end $SERVITOR_JOB $SERVITOR_STATUS $SERVITOR_DURATION\" >> \"$SERVITOR_ROOT/ends.txt\""), 0o755)
         // Hangs: stopped after the hook timeout.
         .job_with_mode("../hooks/on_success", &sh("echo hanging\nexec sleep 60"), 0o755);
-    let daemon = wd.daemon().args(["--hook-timeout", "300ms"]).start();
+    // Long enough for every other hook to start its shell on a loaded machine.
+    let daemon = wd.daemon().args(["--hook-timeout", "1s"]).start();
 
     let bad = daemon.run("bad", &[]);
     let ended = daemon.wait_status("bad", &bad, Failure);
@@ -221,7 +222,7 @@ fn hooks_run_on_ends_without_touching_results() {
     // Each hook's runs are recorded in its own log, with how they ended.
     wait_until("the hanging hook to be stopped", TIMEOUT, || {
         std::fs::read_to_string(wd.join("state/hooks/on_success.log"))
-            .is_ok_and(|t| t.contains("timed out after 300ms"))
+            .is_ok_and(|t| t.contains("timed out after 1s"))
     });
     let recorded = wait_for("the failure hook's record", TIMEOUT, || {
         std::fs::read_to_string(wd.join("state/hooks/on_failure.log"))

@@ -95,8 +95,9 @@ fn a_run_whose_process_survived_is_adopted_followed_and_cancellable() {
     wait_until("both runs to be re-adopted", TIMEOUT, || {
         daemon.log().matches("re-adopting").count() == 2
     });
-    assert_eq!(daemon.execution("survivor", &survivor).status, Running);
-    assert_eq!(daemon.execution("sleeper", &sleeper).status, Running);
+    // Caught before `running` was saved, a run is re-adopted first, then saved so.
+    daemon.wait_status("survivor", &survivor, Running);
+    daemon.wait_status("sleeper", &sleeper, Running);
 
     // The log stays followable.
     let mut log = daemon.stream(&format!(

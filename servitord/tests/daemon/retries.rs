@@ -41,6 +41,8 @@ fn retries_survive(crash: bool) {
         .input_spec("secretive", r#"{"TOKEN": {"secret": true}}"#)
         .file("config/jobs/secretive.settings.json", settings);
     let mut daemon = wd.start();
+    // The retries are due no earlier than `delay` from here.
+    let asked = std::time::Instant::now();
     daemon.run("flaky", &[("WHO", "ada")]);
     daemon.run("secretive", &[("TOKEN", "s3cret")]);
     daemon.wait_status("flaky", "1", Failure);
@@ -54,11 +56,11 @@ fn retries_survive(crash: bool) {
         daemon.terminate();
     }
     daemon.start_again();
-    assert_eq!(
-        runs_of(&daemon, "flaky").len(),
-        1,
-        "not made before it is due"
-    );
+    let before_due = runs_of(&daemon, "flaky").len();
+    // Only a restart quicker than the delay can see it not made yet.
+    if asked.elapsed() < delay {
+        assert_eq!(before_due, 1, "not made before it is due");
+    }
 
     let runs = wait_for("the retry of flaky #1", TIMEOUT, || {
         let runs = runs_of(&daemon, "flaky");

@@ -13,6 +13,7 @@ use crate::{sh, statuses, wait_gate};
 #[test]
 fn a_timed_out_run_is_stopped_and_fails_saying_so() {
     let wd = Workdir::new()
+        // The timeouts leave a loaded machine time to start the shells and set traps.
         // Ignores SIGTERM, so only the SIGKILL after the grace period stops it.
         .job(
             "hangs",
@@ -20,16 +21,13 @@ fn a_timed_out_run_is_stopped_and_fails_saying_so() {
         )
         .file(
             "config/jobs/hangs.settings.json",
-            r#"{"timeout": "300ms", "stop_grace": "200ms"}"#,
+            r#"{"timeout": "1s", "stop_grace": "200ms"}"#,
         )
         .job(
             "polite",
             &sh("trap 'echo got TERM; exit 143' TERM\nwhile :; do sleep 0.05; done"),
         )
-        .file(
-            "config/jobs/polite.settings.json",
-            r#"{"timeout": "300ms"}"#,
-        );
+        .file("config/jobs/polite.settings.json", r#"{"timeout": "1s"}"#);
     let daemon = wd.start();
 
     let hangs = daemon.run("hangs", &[]);
@@ -39,7 +37,7 @@ fn a_timed_out_run_is_stopped_and_fails_saying_so() {
     assert_eq!(result.exit_code, -9);
     assert_eq!(
         result.message,
-        "timed out after 300ms: killed by SIGKILL after 200ms"
+        "timed out after 1s: killed by SIGKILL after 200ms"
     );
     assert!(ended.timed_out);
     let pid: i32 = wd.read("pid").trim().parse().unwrap();
@@ -48,7 +46,7 @@ fn a_timed_out_run_is_stopped_and_fails_saying_so() {
     let ended = daemon.wait_status("polite", &polite, Failure);
     assert_eq!(
         ended.result.as_ref().unwrap().message,
-        "timed out after 300ms: stopped by SIGTERM"
+        "timed out after 1s: stopped by SIGTERM"
     );
     assert_eq!(ended.result.unwrap().exit_code, 143);
     assert!(ended.timed_out);

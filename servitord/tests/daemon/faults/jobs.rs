@@ -123,7 +123,7 @@ fn cancelled_misbehaving_runs_leave_no_process() {
         .gate("never");
     let daemon = wd
         .daemon()
-        .args(["--workers", "4", "--stop-grace", "300ms"])
+        .args(["--workers", "4", "--stop-grace", "1s"])
         .start();
     let runs: Vec<(&str, String)> = [
         "ignores-sigint",
@@ -157,7 +157,7 @@ fn cancelled_misbehaving_runs_leave_no_process() {
         let ended = daemon.wait_status(job, id, Cancelled);
         let message = ended.result.map(|r| r.message).unwrap_or_default();
         let expected = match *job {
-            "ignores-sigint" => "cancelled: killed by SIGKILL after 300ms",
+            "ignores-sigint" => "cancelled: killed by SIGKILL after 1s",
             _ => "cancelled: stopped by SIGINT",
         };
         assert_eq!(message, expected, "{job}");
