@@ -162,9 +162,8 @@ struct Read {
 }
 
 /// Reads `/api/events` until it has seen `runs` runs end, or `stop` and nothing more
-/// comes. Checks each chunk
-/// is one whole event line, cheaply (a debug build's JSON parser would slow the
-/// reader down).
+/// comes. Checks each chunk is one whole event line, cheaply (a debug build's JSON
+/// parser would slow the reader down).
 fn read_events(mut stream: Stream, runs: usize, stop: Arc<AtomicBool>) -> JoinHandle<Read> {
     std::thread::spawn(move || {
         let mut read = Read::default();
