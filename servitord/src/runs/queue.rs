@@ -8,7 +8,7 @@
 //! takes the oldest waiting run whose job has room, so a job at its limit never holds
 //! up the runs of other jobs.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use servitor_shared::InputValues;
@@ -63,13 +63,28 @@ struct State {
     /// Per lane (`Lane as usize`): a lane's taker, and each end of a run, then look
     /// at that lane's runs only, not past thousands of the other's.
     waiting: [VecDeque<Ticket>; 2],
-    active: HashMap<RunId, CancellationToken>,
-    /// Active runs whose process has ended and whose end is being recorded: they still
-    /// hold their place for `pop` (the next run starts once the end is recorded), but
-    /// no longer count as busy for `reserve` (a client that saw the end may ask again).
-    ending: HashSet<RunId>,
+    active: HashMap<RunId, Active>,
     /// Runs of `on_busy: skip` jobs admitted but not queued yet, per job.
     reserved: HashMap<JobId, usize>,
+}
+
+/// A run a worker (or, re-adopted, nobody) holds.
+struct Active {
+    /// Cancelled when someone asks to cancel the run.
+    cancel: CancellationToken,
+    /// Its process has ended and its end is being recorded: it still holds its place
+    /// for `pop` (the next run starts once the end is recorded), but no longer makes
+    /// its job busy for `reserve` (a client that saw the end may ask again at once).
+    ending: bool,
+}
+
+impl Active {
+    fn new(cancel: CancellationToken) -> Self {
+        Self {
+            cancel,
+            ending: false,
+        }
+    }
 }
 
 impl State {
@@ -83,6 +98,14 @@ impl State {
 
     fn active_of(&self, job: &JobId) -> usize {
         self.active.keys().filter(|run| &run.job == job).count()
+    }
+
+    /// Active runs of `job` that are not ending: those that make it busy.
+    fn going_on(&self, job: &JobId) -> usize {
+        self.active
+            .iter()
+            .filter(|(run, active)| &run.job == job && !active.ending)
+            .count()
     }
 
     fn has_room(&self, ticket: &Ticket) -> bool {
@@ -145,8 +168,7 @@ impl RunQueue {
     /// both take the last place.
     pub fn reserve(&self, job: &JobId, limit: u32) -> Result<Reservation<'_>, Busy> {
         let mut state = self.lock();
-        let ending = state.ending.iter().filter(|run| &run.job == job).count();
-        let taken = state.active_of(job) - ending
+        let taken = state.going_on(job)
             + state.all_waiting().filter(|t| &t.run.job == job).count()
             + state.reserved.get(job).copied().unwrap_or(0);
         if taken >= limit as usize {
@@ -176,7 +198,7 @@ impl RunQueue {
                         .expect("position is in range");
                     state
                         .active
-                        .insert(ticket.run.clone(), ticket.cancel.clone());
+                        .insert(ticket.run.clone(), Active::new(ticket.cancel.clone()));
                     if !state.waiting_in(lane).is_empty() {
                         // Pass the wake-up on: several runs may have arrived at once.
                         self.changed(lane).notify_one();
@@ -191,16 +213,15 @@ impl RunQueue {
     /// Marks a run as active without a worker (a run re-adopted after a restart).
     pub fn track(&self, run: RunId) -> CancellationToken {
         let token = CancellationToken::new();
-        self.lock().active.insert(run, token.clone());
+        self.lock().active.insert(run, Active::new(token.clone()));
         token
     }
 
     /// Says that an active run's process has ended, before its end is recorded: from
     /// now on it does not make its job busy for `reserve`.
     pub fn ending(&self, run: &RunId) {
-        let mut state = self.lock();
-        if state.active.contains_key(run) {
-            state.ending.insert(run.clone());
+        if let Some(active) = self.lock().active.get_mut(run) {
+            active.ending = true;
         }
     }
 
@@ -208,7 +229,6 @@ impl RunQueue {
     pub fn done(&self, run: &RunId) {
         let mut state = self.lock();
         state.active.remove(run);
-        state.ending.remove(run);
         for lane in [Lane::Local, Lane::Remote] {
             if !state.waiting_in(lane).is_empty() {
                 self.changed(lane).notify_one();
@@ -225,8 +245,8 @@ impl RunQueue {
             }
         }
         match state.active.get(run) {
-            Some(token) => {
-                token.cancel();
+            Some(active) => {
+                active.cancel.cancel();
                 Cancelled::Signalled
             }
             None => Cancelled::NotHere,
