@@ -160,6 +160,16 @@ impl Workdir {
         })
     }
 
+    /// Waits until a file holds `text`, and returns all it holds.
+    pub fn wait_contains(&self, relative: &str, text: &str) -> String {
+        let path = self.join(relative);
+        wait_for(&format!("{text:?} in {relative}"), TIMEOUT, || {
+            fs::read_to_string(&path)
+                .ok()
+                .filter(|held| held.contains(text))
+        })
+    }
+
     /// A daemon to start on this working directory.
     pub fn daemon(&self) -> DaemonBuilder {
         Daemon::builder(&self.root)

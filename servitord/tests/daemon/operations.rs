@@ -220,23 +220,13 @@ fn hooks_run_on_ends_without_touching_results() {
     );
 
     // Each hook's runs are recorded in its own log, with how they ended.
-    wait_until("the hanging hook to be stopped", TIMEOUT, || {
-        std::fs::read_to_string(wd.join("state/hooks/on_success.log"))
-            .is_ok_and(|t| t.contains("timed out after 1s"))
-    });
-    let recorded = wait_for("the failure hook's record", TIMEOUT, || {
-        std::fs::read_to_string(wd.join("state/hooks/on_failure.log"))
-            .ok()
-            .filter(|t| t.contains("exit status: 0"))
-    });
+    wd.wait_contains("state/hooks/on_success.log", "timed out after 1s");
+    let recorded = wd.wait_contains("state/hooks/on_failure.log", "exit status: 0");
     assert!(
         recorded.contains("on_failure for bad #1 (failure)") && recorded.contains("hook output"),
         "{recorded}"
     );
-    wait_until("the broken hook's record", TIMEOUT, || {
-        std::fs::read_to_string(wd.join("state/hooks/on_failure.broken.log"))
-            .is_ok_and(|t| t.contains("exit status: 9"))
-    });
+    wd.wait_contains("state/hooks/on_failure.broken.log", "exit status: 9");
     // The results are untouched by the hooks, and runs go on.
     assert_eq!(daemon.execution("ok", &ok).status, Success);
     assert_eq!(daemon.execution("bad", &bad).result.unwrap().exit_code, 4);
